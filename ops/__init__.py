@@ -1,0 +1,1 @@
+"""Operations: the local stack, topic provisioning, CLI tools, deployment files and benchmarks."""

@@ -1,0 +1,157 @@
+"""The one way in to Kafka: client configuration, a durable producer and a manual-commit consumer.
+
+Nobody builds raw confluent-kafka config dicts in a handler; they call these. The producer is durable
+by construction (``acks=all``, idempotence) and reports each delivery; the consumer never auto-commits,
+so callers commit only after their side effects are done (DESIGN.md, "Guarantees").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+
+from ops.exceptions import StoreeError
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class KafkaUnavailable(StoreeError):
+    """Kafka did not answer or did not acknowledge in time."""
+
+
+class DeliveryFailed(StoreeError):
+    """Kafka refused a record (the error is in the message)."""
+
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30_000,
+        "socket.keepalive.enable": True,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(bootstrap_servers: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "isolation.level": "read_committed",
+        "session.timeout.ms": 45_000,
+    }
+    config.update(overrides)
+    return config
+
+
+def admin_client(bootstrap_servers: str, **overrides: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap_servers, **overrides})
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
+    return Consumer(consumer_config(bootstrap_servers, group_id, **overrides))
+
+
+class DurableProducer:
+    """A confluent-kafka producer with ``acks=all`` and idempotence, created lazily.
+
+    ``produce`` serves the event loop (``poll(0)`` after each record, bounded retries on a full local
+    queue); ``produce_sync`` blocks until Kafka acknowledged one record, for callers that must not
+    answer before the event is durable.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, buffer_retries: int = 3, **overrides: Any) -> None:
+        self._config = producer_config(bootstrap_servers, **overrides)
+        self._buffer_retries = buffer_retries
+        self._producer: Producer | None = None
+
+    @property
+    def client(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._config)
+        return self._producer
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None = None,
+        headers: Headers | Mapping[str, bytes] | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        partition: int | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
+        if partition is not None:
+            kwargs["partition"] = partition
+        for attempt in range(self._buffer_retries + 1):
+            try:
+                self.client.produce(topic, **kwargs)
+                break
+            except BufferError:
+                if attempt == self._buffer_retries:
+                    raise KafkaUnavailable(f"local produce queue full for topic {topic}") from None
+                self.client.poll(0.5)
+        self.client.poll(0)
+
+    def produce_sync(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None = None,
+        headers: Headers | Mapping[str, bytes] | None = None,
+        timeout: float = 10.0,
+    ) -> Message:
+        """Produce one record and wait for its delivery report; raise if it did not succeed."""
+        result: list[tuple[KafkaError | None, Message]] = []
+        self.produce(topic, value, key=key, headers=headers, on_delivery=lambda e, m: result.append((e, m)))
+        deadline = time.monotonic() + timeout
+        while not result:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise KafkaUnavailable(f"no delivery report from {topic} within {timeout:.1f}s")
+            self.client.poll(min(remaining, 0.1))
+        error, message = result[0]
+        if error is not None:
+            if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+                raise KafkaUnavailable(f"{topic}: {error.str()}")
+            raise DeliveryFailed(f"{topic}: {error.str()}")
+        log.debug("delivered topic=%s partition=%s offset=%s", message.topic(), message.partition(), message.offset())
+        return message
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for outstanding deliveries; return how many are still pending."""
+        if self._producer is None:
+            return 0
+        return self._producer.flush(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        remaining = self.flush(timeout)
+        if remaining:
+            log.warning("producer closed with %d records undelivered", remaining)
+        self._producer = None
+
+
+def raise_for_error(message: Message) -> Message:
+    """Return a consumed message, or raise for a fatal error it carries (partition EOF is not one)."""
+    error = message.error()
+    if error is not None and error.code() != KafkaError._PARTITION_EOF:
+        raise KafkaException(error)
+    return message
