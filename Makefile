@@ -1,0 +1,36 @@
+# The README's two commands: `make run` (the main job) and `make test` (every test). Each does its own
+# set-up from nothing: a virtualenv in .venv, the package and its test extras, and (through the test
+# fixtures or `storee stack up`) a real Kafka broker and a real MongoDB-wire server on loopback.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Reinstall whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: install run test stop status bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install --quiet --editable '.[test]'
+	$(BIN)/python -m pip check
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: install
+	$(BIN)/storee stack up
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+stop:
+	@test -x $(BIN)/storee && $(BIN)/storee stack down || true
+
+status: install
+	$(BIN)/storee stack status
+
+clean: stop
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""GPU consumer groups: tier-weighted batches, diffusers pipelines, result events."""

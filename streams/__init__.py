@@ -1,0 +1,1 @@
+"""Faust stream processors: split, batch, route tiers, materialize the job view."""
