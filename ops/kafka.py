@@ -19,7 +19,7 @@ from ops.exceptions import StoreeError
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
@@ -92,7 +92,7 @@ class DurableProducer:
         topic: str,
         value: bytes,
         key: bytes | str | None = None,
-        headers: Headers | Mapping[str, bytes] | None = None,
+        headers: Headers | Mapping[str, bytes | None] | None = None,
         on_delivery: DeliveryCallback | None = None,
         partition: int | None = None,
     ) -> None:
@@ -116,7 +116,7 @@ class DurableProducer:
         topic: str,
         value: bytes,
         key: bytes | str | None = None,
-        headers: Headers | Mapping[str, bytes] | None = None,
+        headers: Headers | Mapping[str, bytes | None] | None = None,
         timeout: float = 10.0,
     ) -> Message:
         """Produce one record and wait for its delivery report; raise if it did not succeed."""
@@ -130,10 +130,19 @@ class DurableProducer:
             self.client.poll(min(remaining, 0.1))
         error, message = result[0]
         if error is not None:
-            if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            if error.code() in (
+                KafkaError._MSG_TIMED_OUT,
+                KafkaError._TRANSPORT,
+                KafkaError._ALL_BROKERS_DOWN,
+            ):
                 raise KafkaUnavailable(f"{topic}: {error.str()}")
             raise DeliveryFailed(f"{topic}: {error.str()}")
-        log.debug("delivered topic=%s partition=%s offset=%s", message.topic(), message.partition(), message.offset())
+        log.debug(
+            "delivered topic=%s partition=%s offset=%s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        )
         return message
 
     def flush(self, timeout: float = 30.0) -> int:

@@ -8,6 +8,7 @@ and its own database, so tests never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -72,7 +73,9 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     admin = admin_client(kafka_bootstrap)
     created: list[str] = []
 
-    def create(name: str, partitions: int = 1, replication: int = 1, config: dict[str, str] | None = None) -> str:
+    def create(
+        name: str, partitions: int = 1, replication: int = 1, config: dict[str, str] | None = None
+    ) -> str:
         futures = admin.create_topics([NewTopic(name, partitions, replication, config=config or {})])
         futures[name].result(timeout=30)
         created.append(name)
@@ -81,7 +84,6 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     yield create
     if created:
         for future in admin.delete_topics(created).values():
-            try:
+            # Cleanup must not mask the test's own result.
+            with contextlib.suppress(Exception):
                 future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - cleanup must not mask the test's own result
-                pass

@@ -36,14 +36,25 @@ class LocalStack:
             self.kafka = self._cluster(count)
         self.mongo: FerretDB | None = None
         if settings.external_mongodb is None:
-            self.mongo = FerretDB(settings.cache_dir, settings.run_dir / "ferretdb", settings.ferretdb_version,
-                                  port=settings.mongo_port)
+            self.mongo = FerretDB(
+                settings.cache_dir,
+                settings.run_dir / "ferretdb",
+                settings.ferretdb_version,
+                port=settings.mongo_port,
+            )
 
     def _cluster(self, count: int) -> KafkaCluster:
         s = self.settings
         name = "kafka" if count == 1 else f"kafka-{count}"
-        return KafkaCluster(s.cache_dir, s.run_dir / name, s.kafka_version, brokers=count, port=s.kafka_port,
-                            controller_port=s.kafka_controller_port, heap=s.kafka_heap)
+        return KafkaCluster(
+            s.cache_dir,
+            s.run_dir / name,
+            s.kafka_version,
+            brokers=count,
+            port=s.kafka_port,
+            controller_port=s.kafka_controller_port,
+            heap=s.kafka_heap,
+        )
 
     @property
     def bootstrap_servers(self) -> str:
@@ -88,16 +99,28 @@ class LocalStack:
                 pids = tuple(cluster.running())
                 if pids or count == (self.kafka and len(self.kafka.nodes)):
                     log = ", ".join(str(n.process.log_file) for n in cluster.nodes)
-                    result.append(ComponentStatus(f"kafka ({count} broker{'s' * (count > 1)})",
-                                                  cluster.bootstrap_servers, "running" if pids else "stopped",
-                                                  pids, log))
+                    result.append(
+                        ComponentStatus(
+                            f"kafka ({count} broker{'s' * (count > 1)})",
+                            cluster.bootstrap_servers,
+                            "running" if pids else "stopped",
+                            pids,
+                            log,
+                        )
+                    )
         if self.mongo is None:
             result.append(ComponentStatus("mongodb", _mask(self.mongodb_url), "external"))
         else:
             pid = self.mongo.process.pid()
-            result.append(ComponentStatus("ferretdb (MongoDB wire)", self.mongo.url,
-                                          "running" if pid else "stopped", (pid,) if pid else (),
-                                          str(self.mongo.process.log_file)))
+            result.append(
+                ComponentStatus(
+                    "ferretdb (MongoDB wire)",
+                    self.mongo.url,
+                    "running" if pid else "stopped",
+                    (pid,) if pid else (),
+                    str(self.mongo.process.log_file),
+                )
+            )
         return result
 
 

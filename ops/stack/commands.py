@@ -14,8 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stack = subparsers.add_parser("stack", help="run the local Kafka and MongoDB-wire servers")
     actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start what is not running (harmless to repeat)")
-    up.add_argument("--brokers", type=int, choices=(1, 3), default=None,
-                    help="Kafka brokers: 1 (default) or 3 (replication factor 3, min.insync.replicas 2)")
+    up.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="Kafka brokers: 1 (default) or 3 (replication factor 3, min.insync.replicas 2)",
+    )
     up.set_defaults(handler=_up)
     down = actions.add_parser("down", help="stop what 'up' started")
     down.set_defaults(handler=_down)
@@ -34,7 +39,9 @@ def _up(args: argparse.Namespace) -> int:
     console = Console()
     with console.status("starting the local stack (the first start fetches Kafka and builds FerretDB)"):
         started = stack.up()
-    console.print(f"[green]stack is up[/green] ({'started ' + ', '.join(started) if started else 'already running'})")
+    console.print(
+        f"[green]stack is up[/green] ({'started ' + ', '.join(started) if started else 'already running'})"
+    )
     _print_table(console, stack)
     return 0
 

@@ -59,8 +59,9 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
 class FerretDB:
     """One FerretDB process on loopback with its SQLite files under ``run_dir``."""
 
-    def __init__(self, cache_dir: Path, run_dir: Path, version: str, *, port: int = 27017,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, cache_dir: Path, run_dir: Path, version: str, *, port: int = 27017, host: str = "127.0.0.1"
+    ) -> None:
         self.cache_dir = cache_dir
         self.run_dir = run_dir
         self.version = version
@@ -87,16 +88,18 @@ class FerretDB:
                 )
             (self.run_dir / "data").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "state").mkdir(parents=True, exist_ok=True)
-            self.process.start([
-                str(binary),
-                f"--listen-addr={self.host}:{self.port}",
-                "--handler=sqlite",
-                f"--sqlite-url=file:{self.run_dir / 'data'}/",
-                f"--state-dir={self.run_dir / 'state'}",
-                "--telemetry=disable",
-                "--debug-addr=-",
-                "--log-level=warn",
-            ])
+            self.process.start(
+                [
+                    str(binary),
+                    f"--listen-addr={self.host}:{self.port}",
+                    "--handler=sqlite",
+                    f"--sqlite-url=file:{self.run_dir / 'data'}/",
+                    f"--state-dir={self.run_dir / 'state'}",
+                    "--telemetry=disable",
+                    "--debug-addr=-",
+                    "--log-level=warn",
+                ]
+            )
         try:
             wait_until(self.is_ready, timeout, f"FerretDB at {self.url}", alive=self.process.alive)
         except StackError as exc:
@@ -113,7 +116,9 @@ def ping(url: str, timeout: float) -> bool:
     from pymongo.errors import PyMongoError
 
     ms = int(timeout * 1000)
-    client: MongoClient = MongoClient(url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms)
+    client: MongoClient = MongoClient(
+        url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms
+    )
     try:
         client.admin.command("ping")
         return True

@@ -38,9 +38,20 @@ def fetch_kafka(cache_dir: Path, version: str) -> Path:
     staging.mkdir(parents=True)
     log.info("fetching Apache Kafka %s jars with Maven into %s", version, libs)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), f"-Dkafka.version={version}", "dependency:copy-dependencies",
-         f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            f"-Dkafka.version={version}",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         detail = (result.stdout + result.stderr).strip().splitlines()[-5:]
@@ -75,8 +86,16 @@ class KafkaCluster:
     """A KRaft cluster of ``brokers`` nodes on loopback, kept under ``run_dir``."""
 
     def __init__(
-        self, cache_dir: Path, run_dir: Path, version: str, *, brokers: int = 1, port: int = 9092,
-        controller_port: int = 9093, heap: str = "512m", host: str = "127.0.0.1",
+        self,
+        cache_dir: Path,
+        run_dir: Path,
+        version: str,
+        *,
+        brokers: int = 1,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+        host: str = "127.0.0.1",
     ) -> None:
         if brokers < 1:
             raise StackError(f"a Kafka cluster needs at least one broker, got {brokers}")
@@ -86,7 +105,8 @@ class KafkaCluster:
         self.heap = heap
         self.host = host
         self.nodes = [
-            KafkaNode(i + 1, port + 2 * i, controller_port + 2 * i, run_dir / f"node-{i + 1}") for i in range(brokers)
+            KafkaNode(i + 1, port + 2 * i, controller_port + 2 * i, run_dir / f"node-{i + 1}")
+            for i in range(brokers)
         ]
 
     @property
@@ -120,7 +140,8 @@ class KafkaCluster:
             self._format(java, libs, node, cluster_id)
             node.process.start(self._command(java, libs, node), env=self._env())
             started.append(node)
-        what = f"Kafka ({len(self.nodes)} broker{'s' if len(self.nodes) > 1 else ''} at {self.bootstrap_servers})"
+        brokers = f"{len(self.nodes)} broker{'s' if len(self.nodes) > 1 else ''}"
+        what = f"Kafka ({brokers} at {self.bootstrap_servers})"
         try:
             wait_until(self.is_ready, timeout, what, alive=lambda: all(n.process.alive() for n in self.nodes))
         except StackError as exc:
@@ -178,9 +199,23 @@ class KafkaCluster:
         if (node.data_dir / "meta.properties").exists():
             return
         result = subprocess.run(
-            [java, "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs}/*", "kafka.tools.StorageTool",
-             "format", "-t", cluster_id, "-c", str(node.config_file), "--ignore-formatted"],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-Xmx256m",
+                f"-Dlog4j2.configurationFile={LOG4J}",
+                "-cp",
+                f"{libs}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(node.config_file),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             detail = (result.stdout + result.stderr).strip().splitlines()[-3:]
@@ -188,10 +223,19 @@ class KafkaCluster:
 
     def _command(self, java: str, libs: Path, node: KafkaNode) -> list[str]:
         return [
-            java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J}", f"-Dkafka.logs.dir={node.directory}",
-            "-cp", f"{libs}/*", "kafka.Kafka", str(node.config_file),
+            java,
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J}",
+            f"-Dkafka.logs.dir={node.directory}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(node.config_file),
         ]
 
     @staticmethod
@@ -206,8 +250,15 @@ def _metadata_brokers(bootstrap_servers: str, timeout: float) -> int:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.connection.setup.timeout.ms": 1000,
-                         "logger": _quiet_logger()})
+    # librdkafka would log every refused connection while the broker starts; a logger object is
+    # accepted at runtime though the type stubs only list scalar values.
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "socket.connection.setup.timeout.ms": 1000,
+            "logger": _quiet_logger(),  # type: ignore[dict-item]
+        }
+    )
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

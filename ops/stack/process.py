@@ -120,7 +120,9 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.pid() is not None
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log_handle:
             proc = subprocess.Popen(

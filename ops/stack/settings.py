@@ -40,7 +40,9 @@ class StackSettings:
             run_dir=Path(env.str("STOREE_RUN_DIR", str(home / "run"))).expanduser(),
             kafka_version=env.str("STOREE_KAFKA_VERSION", "4.1.1"),
             kafka_port=kafka_port,
-            kafka_controller_port=env.int("STOREE_KAFKA_CONTROLLER_PORT", kafka_port + 1, minimum=1, maximum=65535),
+            kafka_controller_port=env.int(
+                "STOREE_KAFKA_CONTROLLER_PORT", kafka_port + 1, minimum=1, maximum=65535
+            ),
             kafka_brokers=int(env.choice("STOREE_KAFKA_BROKERS", "1", ("1", "3"))),
             kafka_heap=env.str("STOREE_KAFKA_HEAP", "512m"),
             ferretdb_version=env.str("STOREE_FERRETDB_VERSION", "v1.24.0"),

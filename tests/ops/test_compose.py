@@ -20,17 +20,46 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TOP_LEVEL = {"version", "name", "services", "networks", "volumes", "configs", "secrets", "include"}
 SERVICE_KEYS = {
-    "build", "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "volumes",
-    "depends_on", "healthcheck", "restart", "deploy", "profiles", "networks", "working_dir", "user",
-    "labels", "logging", "stop_grace_period", "stop_signal", "ulimits", "shm_size", "init", "container_name",
+    "build",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "expose",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "deploy",
+    "profiles",
+    "networks",
+    "working_dir",
+    "user",
+    "labels",
+    "logging",
+    "stop_grace_period",
+    "stop_signal",
+    "ulimits",
+    "shm_size",
+    "init",
+    "container_name",
 }
 APP_SERVICES = {"topics", "gateway", "streams", "gpu-consumer"}
 # Subcommands that compose runs but a later open issue still has to add to the CLI.
 PLANNED_COMMANDS = {"gateway", "streams", "gpu-consumer", "topics"}
 # Every variable compose sets for our services must be one the settings objects read.
 KNOWN_VARIABLES = {
-    "KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "MONGODB_DATABASE", "TOPIC_PREFIX", "OUTPUT_DIR", "LOG_LEVEL",
-    "BATCH_SIZE", "BATCH_TIMEOUT", "TASK_TTL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URL",
+    "MONGODB_DATABASE",
+    "TOPIC_PREFIX",
+    "OUTPUT_DIR",
+    "LOG_LEVEL",
+    "BATCH_SIZE",
+    "BATCH_TIMEOUT",
+    "TASK_TTL",
 }
 PORT = re.compile(r"^(\d{1,5}:)?\d{1,5}(/(tcp|udp))?$")
 
@@ -54,15 +83,22 @@ def test_services_are_well_formed(compose):
         for port in service.get("ports", []):
             assert PORT.match(str(port)), f"{name}: malformed port {port!r}"
         depends = service.get("depends_on", {})
-        for dependency, condition in (depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)):
+        for dependency, condition in (
+            depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)
+        ):
             assert dependency in services, f"{name} depends on unknown service {dependency}"
             assert condition.get("condition", "service_started") in {
-                "service_started", "service_healthy", "service_completed_successfully"}
+                "service_started",
+                "service_healthy",
+                "service_completed_successfully",
+            }
             if condition.get("condition") == "service_healthy":
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            assert source.startswith((".", "/")) or source in (compose.get("volumes") or {}), f"{name}: {volume}"
+            assert source.startswith((".", "/")) or source in (compose.get("volumes") or {}), (
+                f"{name}: {volume}"
+            )
 
 
 def test_apps_reach_kafka_and_mongodb_through_the_shared_variables(compose):

@@ -25,14 +25,34 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_faust_agent_round_trip(kafka_bootstrap, make_topic, topic_prefix, tmp_path):
     source = make_topic(f"{topic_prefix}in", partitions=2)
     sink = make_topic(f"{topic_prefix}out", partitions=2)
-    env = {**os.environ, "SMOKE_APP_ID": f"{topic_prefix}app", "SMOKE_BOOTSTRAP": kafka_bootstrap,
-           "SMOKE_IN": source, "SMOKE_OUT": sink, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SMOKE_APP_ID": f"{topic_prefix}app",
+        "SMOKE_BOOTSTRAP": kafka_bootstrap,
+        "SMOKE_IN": source,
+        "SMOKE_OUT": sink,
+        "PYTHONPATH": str(ROOT),
+    }
     log_path = tmp_path / "faust.log"
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "tests.ops.faust_roundtrip_app", "--datadir", str(tmp_path / "data"),
-             "worker", "-l", "warn", "--without-web"],
-            env=env, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "tests.ops.faust_roundtrip_app",
+                "--datadir",
+                str(tmp_path / "data"),
+                "worker",
+                "-l",
+                "warn",
+                "--without-web",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         producer = DurableProducer(kafka_bootstrap)
@@ -54,7 +74,9 @@ def test_faust_agent_round_trip(kafka_bootstrap, make_topic, topic_prefix, tmp_p
                 received[message.key()] = message.value()
         finally:
             consumer.close()
-        assert received == {f"k{i}".encode(): f"WORD-{i}".encode() for i in range(50)}, log_path.read_text()[-2000:]
+        assert received == {f"k{i}".encode(): f"WORD-{i}".encode() for i in range(50)}, log_path.read_text()[
+            -2000:
+        ]
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

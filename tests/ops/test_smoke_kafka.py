@@ -21,8 +21,13 @@ def test_produce_acks_all_and_consume_back(kafka_bootstrap, make_topic, topic_pr
 
     delivered = []
     for i in range(1, 200):
-        producer.produce(topic, f"value-{i}".encode(), key=f"key-{i % 7}".encode(),
-                         headers=[("n", str(i).encode())], on_delivery=lambda e, m: delivered.append((e, m)))
+        producer.produce(
+            topic,
+            f"value-{i}".encode(),
+            key=f"key-{i % 7}".encode(),
+            headers=[("n", str(i).encode())],
+            on_delivery=lambda e, m: delivered.append((e, m)),
+        )
     assert producer.flush(30) == 0
     producer.close()
     assert len(delivered) == 199 and all(error is None for error, _ in delivered)

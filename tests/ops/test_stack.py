@@ -31,8 +31,12 @@ def _isolated(tmp_path: Path, brokers: int = 1) -> StackSettings:
     base = _free_base(2 * brokers + 1)
     return dataclasses.replace(
         StackSettings.from_env(Env({})),
-        run_dir=tmp_path / "run", kafka_port=base, kafka_controller_port=base + 1, kafka_brokers=brokers,
-        mongo_port=base + 2 * brokers, kafka_heap="256m",
+        run_dir=tmp_path / "run",
+        kafka_port=base,
+        kafka_controller_port=base + 1,
+        kafka_brokers=brokers,
+        mongo_port=base + 2 * brokers,
+        kafka_heap="256m",
     )
 
 
@@ -99,7 +103,9 @@ def test_port_in_use_is_reported_in_one_line(tmp_path):
         blocker.bind(("127.0.0.1", settings.mongo_port))
         blocker.listen()
         stack = LocalStack(dataclasses.replace(settings, external_kafka="127.0.0.1:1"))
-        with pytest.raises(StackError, match=rf"port {settings.mongo_port} is already in use.*STOREE_MONGO_PORT"):
+        with pytest.raises(
+            StackError, match=rf"port {settings.mongo_port} is already in use.*STOREE_MONGO_PORT"
+        ):
             stack.up()
 
 
@@ -110,14 +116,22 @@ def test_missing_tool_names_itself(monkeypatch, tmp_path):
 
 
 def test_external_servers_are_used_and_never_started(tmp_path):
-    env = Env({"KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092", "MONGODB_URL": "mongodb://u:secret@db:27017/",
-               "STOREE_RUN_DIR": str(tmp_path)})
+    env = Env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092",
+            "MONGODB_URL": "mongodb://u:secret@db:27017/",
+            "STOREE_RUN_DIR": str(tmp_path),
+        }
+    )
     stack = LocalStack(StackSettings.from_env(env))
     assert stack.kafka is None and stack.mongo is None
     assert stack.up() == [] and stack.down() == 0
     assert stack.bootstrap_servers == "kafka.example:9092"
     states = {c.name: (c.state, c.address) for c in stack.status()}
-    assert states == {"kafka": ("external", "kafka.example:9092"), "mongodb": ("external", "mongodb://u:****@db:27017/")}
+    assert states == {
+        "kafka": ("external", "kafka.example:9092"),
+        "mongodb": ("external", "mongodb://u:****@db:27017/"),
+    }
 
 
 @pytest.mark.parametrize(

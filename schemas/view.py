@@ -1,0 +1,56 @@
+"""The job view's shape: the MongoDB documents the materializer writes and the gateway reads.
+
+Only ``streams/`` writes the stories and tasks collections (idempotent upserts ordered by each
+event's ``(event_time, sequence)``); the gateway only reads them. Times are milliseconds since the
+Unix epoch (UTC), as in the events.
+
+``stories`` (``_id`` = story_id)::
+
+    account_id, tier, title, task_type, model (the pool), status (StoryStatus), error {code, message}|None,
+    task_count, counts {queued, running, completed, failed, expired, cancelled}, progress (0.0-1.0),
+    submitted_at, started_at|None, finished_at|None, callback_url|None, idempotency_key|None,
+    outputs [ {task_id, scene_index, uri, media_type} ] (completed clips, by scene index)
+
+``tasks`` (``_id`` = task_id)::
+
+    story_id, account_id, tier, pool, task_type, model, scene_index, prompt, status (TaskStatus),
+    batch_id|None, consumer_id|None, attempt, step, total_steps,
+    queued_at, batched_at|None, started_at|None, finished_at|None, deadline|None,
+    outputs [ {uri, media_type, ...} ], error {error_class, message, retriable}|None, simulated (bool)
+
+Both kinds also carry ``updated_at`` and the bookkeeping the materializer needs for ordering (field
+names starting with ``_``), which readers ignore.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+STORIES = "stories"
+TASKS = "tasks"
+ACCOUNTS = "accounts"
+API_KEYS = "api_keys"
+
+
+class StoryStatus(StrEnum):
+    QUEUED = "queued"  # accepted, no task started yet
+    RUNNING = "running"  # at least one task started, not all terminal
+    COMPLETED = "completed"  # every task completed
+    FAILED = "failed"  # every task terminal, at least one failed or expired (or the story had no scenes)
+    CANCELLED = "cancelled"  # cancelled by its owner; finished clips stay
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"  # requested, waiting to be batched
+    BATCHED = "batched"  # in a BatchReady, waiting for a GPU consumer
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"  # not started before its deadline
+    CANCELLED = "cancelled"
+
+
+TERMINAL_TASK_STATUSES = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.EXPIRED, TaskStatus.CANCELLED}
+)
+TERMINAL_STORY_STATUSES = frozenset({StoryStatus.COMPLETED, StoryStatus.FAILED, StoryStatus.CANCELLED})
