@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ops.stack.commands",
     "ops.topics",
     "ops.schema_history",
+    "ops.up",
+    "ops.client_commands",
 )
 
 

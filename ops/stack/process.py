@@ -143,13 +143,13 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _running(pid):
             time.sleep(0.1)
         if _running(pid):
             log.warning("name=%s pid=%d ignored SIGTERM for %.0fs; killing it", self.name, pid, timeout)
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             while _running(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
@@ -170,7 +170,7 @@ def _running(pid: int) -> bool:
     return state is not None and state != "Z"
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:

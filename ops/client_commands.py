@@ -1,0 +1,158 @@
+"""``storee submit|status|watch|result|list``: the gateway's HTTP API from the command line.
+
+The API key comes from ``STOREE_API_KEY`` and the gateway from ``STOREE_URL`` (default
+``http://127.0.0.1:8000``). Errors the API answers are printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ops.client import ClientSettings, StoreeClient, story_body_from
+from schemas.view import TERMINAL_STORY_STATUSES
+
+TERMINAL = {status.value for status in TERMINAL_STORY_STATUSES}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    submit = subparsers.add_parser("submit", help="submit a story (a JSON or text file, or the text itself)")
+    submit.add_argument("source", metavar="FILE|TEXT")
+    submit.add_argument("--title")
+    submit.add_argument("--model", help="model pool (default: the gateway's default)")
+    submit.add_argument("--task-type", choices=("text_to_video", "image_to_video", "text_to_audio"))
+    submit.add_argument("--idempotency-key", help="resubmitting with the same key returns the same story")
+    submit.add_argument("--wait", action="store_true", help="follow the story until it finishes")
+    submit.set_defaults(handler=_submit)
+    status = subparsers.add_parser("status", help="show a story and its scenes")
+    status.add_argument("story_id")
+    status.set_defaults(handler=_status)
+    watch = subparsers.add_parser("watch", help="show a progress bar until the story finishes")
+    watch.add_argument("story_id")
+    watch.set_defaults(handler=_watch)
+    result = subparsers.add_parser("result", help="download a story's clips (ZIP) or one task's clip")
+    result.add_argument("id", help="a story id, or a task id (story_id:index)")
+    result.add_argument("-o", "--output", type=Path, required=True, help="file to write")
+    result.set_defaults(handler=_result)
+    listing = subparsers.add_parser("list", help="your stories, newest first")
+    listing.add_argument("--status")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(handler=_list)
+
+
+def _client() -> StoreeClient:
+    return StoreeClient(ClientSettings.from_env())
+
+
+def _submit(args: argparse.Namespace) -> int:
+    client = _client()
+    try:
+        body = story_body_from(args.source, args.title, args.model, args.task_type)
+        accepted = client.submit(body, args.idempotency_key)
+        console = Console()
+        console.print(f"story_id: {accepted['story_id']}  status: {accepted.get('status')}")
+        if args.wait:
+            return _follow(client, accepted["story_id"], console)
+        return 0
+    finally:
+        client.close()
+
+
+def _status(args: argparse.Namespace) -> int:
+    client = _client()
+    try:
+        story = client.story(args.story_id)
+    finally:
+        client.close()
+    console = Console()
+    console.print(
+        f"{story.get('title') or story['story_id']}: {story['status']} "
+        f"({story.get('progress', 0.0):.0%}, tier {story.get('tier')})"
+    )
+    table = Table()
+    for column in ("scene", "task", "status", "progress", "error"):
+        table.add_column(column)
+    for task in story.get("tasks", []):
+        error = task.get("error") or {}
+        table.add_row(
+            str(task.get("scene_index")),
+            task["task_id"],
+            task["status"],
+            f"{task.get('progress', 0):.0%}",
+            error.get("message", "") if isinstance(error, dict) else str(error),
+        )
+    console.print(table)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    client = _client()
+    try:
+        return _follow(client, args.story_id, Console())
+    finally:
+        client.close()
+
+
+def _follow(client: StoreeClient, story_id: str, console: Console) -> int:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(story_id, total=None, status="queued")
+        while True:
+            story = client.story(story_id)
+            done = sum(1 for task in story.get("tasks", []) if task["status"] == "completed")
+            progress.update(
+                bar,
+                total=story.get("task_count") or None,
+                completed=done,
+                status=story["status"],
+                description=story.get("title") or story_id,
+            )
+            if story["status"] in TERMINAL:
+                break
+            time.sleep(0.5)
+    console.print(f"{story_id}: {story['status']}")
+    return 0 if story["status"] == "completed" else 1
+
+
+def _result(args: argparse.Namespace) -> int:
+    client = _client()
+    kind = "tasks" if ":" in args.id else "stories"
+    try:
+        size = client.download(f"/v1/{kind}/{args.id}/result", args.output)
+    finally:
+        client.close()
+    Console().print(f"wrote {args.output} ({size:,} bytes)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    client = _client()
+    try:
+        page = client.stories(args.status, args.limit)
+    finally:
+        client.close()
+    table = Table()
+    for column in ("story", "title", "status", "scenes", "progress", "tier"):
+        table.add_column(column)
+    for story in page.get("stories", page.get("items", [])):
+        table.add_row(
+            story["story_id"],
+            story.get("title") or "",
+            story["status"],
+            str(story.get("task_count") or ""),
+            f"{story.get('progress', 0):.0%}",
+            story.get("tier") or "",
+        )
+    Console().print(table)
+    return 0
