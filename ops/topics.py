@@ -92,6 +92,10 @@ def ensure_topics(
     """Create missing topics; add partitions or set configs only when asked; report the rest."""
     todo = plan(catalog, describe_topics(admin, catalog.names, timeout))
     created, raced = _create(admin, todo.create, timeout)
+    if created:
+        # The controller has committed the new topics, but a broker's metadata can lag behind it:
+        # return only once they are visible, so callers may produce or describe right away.
+        _describe_when_visible(admin, created, timeout)
     matched, drifts = list(todo.matched), list(todo.drift)
     if raced:
         # Someone created these between our look and our create (or metadata lagged): compare them
