@@ -23,6 +23,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ops.schema_history",
     "ops.up",
     "ops.client_commands",
+    "gateway.commands",
+    "streams.commands",
+    "gpu_consumers.commands",
 )
 
 

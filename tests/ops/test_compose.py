@@ -48,7 +48,7 @@ SERVICE_KEYS = {
 }
 APP_SERVICES = {"topics", "gateway", "streams", "gpu-consumer"}
 # Subcommands that compose runs but a later open issue still has to add to the CLI.
-PLANNED_COMMANDS = {"gateway", "streams", "gpu-consumer", "topics"}
+PLANNED_COMMANDS = {"streams"}
 # Every variable compose sets for our services must be one the settings objects read.
 KNOWN_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS",

@@ -1,0 +1,146 @@
+"""The gateway app: ``create_app(settings)`` composes routes, middleware and a lifespan explicitly.
+
+Each process (uvicorn worker) builds its own MongoDB client, Kafka producer and limit leases in the
+lifespan; everything that must agree across processes (API keys, limits, idempotency records) lives in
+MongoDB, so any number of workers and instances can serve side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gateway import results, status, submit, system
+from gateway.accounts import AccountStore
+from gateway.body_limit import BodyLimitMiddleware
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.idempotency import IdempotencyRecords
+from gateway.jobs import JobView
+from gateway.limits import SharedLimits
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.publisher import EventPublisher
+from gateway.settings import GatewaySettings
+from gateway.state import RATE_LIMITS, GatewayState
+from gateway.submissions import lease_seconds
+from ops.storage import LocalStore
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 60.0
+_MULTIPART_OVERHEAD = 64 * 1024
+
+ROUTES = [
+    Route("/v1/stories", submit.create_story, methods=["POST"]),
+    Route("/v1/stories", status.list_stories, methods=["GET"]),
+    Route("/v1/jobs", submit.create_job, methods=["POST"]),
+    Route("/v1/stories/{story_id}", status.get_story, methods=["GET"]),
+    Route("/v1/stories/{story_id}/cancel", submit.cancel_story, methods=["POST"]),
+    Route("/v1/stories/{story_id}/result", results.story_result, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", status.get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/result", results.task_result, methods=["GET"]),
+    Route("/v1/schemas", system.schemas, methods=["GET"]),
+    Route("/healthz", system.healthz, methods=["GET"]),
+    Route("/readyz", system.readyz, methods=["GET"]),
+    Route("/metrics", system.metrics, methods=["GET"]),
+    Route("/openapi.json", system.openapi, methods=["GET"], include_in_schema=False),
+]
+
+
+def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> Starlette:
+    """The gateway as an ASGI app; ``clock`` drives the rate limits (tests pass a fake one)."""
+    metrics = GatewayMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        mongo: AsyncMongoClient = AsyncMongoClient(
+            str(settings.mongodb_url), serverSelectionTimeoutMS=5_000, tz_aware=True
+        )
+        database = mongo[settings.mongodb_database]
+        publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.publish_timeout_s)
+        publisher.start()
+        state = GatewayState(
+            settings=settings,
+            catalog=settings.catalog,
+            mongo=mongo,
+            database=database,
+            accounts=AccountStore(database, cache_ttl_s=settings.api_key_cache_ttl_s),
+            limits=SharedLimits(
+                database[RATE_LIMITS],
+                user_per_minute=settings.user_limit_per_minute,
+                account_per_minute=settings.account_rate_per_minute,
+                account_burst=settings.account_burst,
+                lease_max=settings.limit_lease_max,
+                clock=clock,
+            ),
+            idempotency=IdempotencyRecords(
+                database, ttl_s=settings.idempotency_ttl_s, lease_s=lease_seconds(settings.publish_timeout_s)
+            ),
+            jobs=JobView(database),
+            publisher=publisher,
+            store=LocalStore(settings.output_dir),
+            metrics=metrics,
+        )
+        try:
+            await state.limits.prepare()
+        except PyMongoError as exc:  # serve anyway: readyz reports MongoDB, requests answer 503
+            log.warning("could not create rate-limit indexes: %s", exc)
+        app.state.gateway = state
+        app.state.retry_after_s = settings.unavailable_retry_after_s
+        purger = asyncio.create_task(_purge_forever(state))
+        log.info(
+            "gateway ready kafka=%s database=%s prefix=%s pools=%s",
+            settings.kafka_bootstrap_servers,
+            settings.mongodb_database,
+            settings.topic_prefix,
+            ",".join(settings.pools),
+        )
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            await asyncio.to_thread(publisher.close, settings.publish_timeout_s)
+            await mongo.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(
+                BodyLimitMiddleware,
+                default=settings.max_body_bytes,
+                caps={"/v1/jobs": settings.max_image_bytes + settings.max_body_bytes + _MULTIPART_OVERHEAD},
+            ),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The uvicorn factory (``--factory``): each worker reads the environment and builds its app."""
+    return create_app(GatewaySettings.from_env())
+
+
+async def _purge_forever(state: GatewayState) -> None:
+    """Delete expired limit and idempotency documents; the server has no TTL indexes to do it."""
+    while True:
+        await asyncio.sleep(PURGE_EVERY_S)
+        try:
+            removed = await state.limits.purge() + await state.idempotency.purge()
+            if removed:
+                log.debug("purged expired documents count=%d", removed)
+        except PyMongoError as exc:
+            log.warning("purge failed: %s", exc)

@@ -1,0 +1,103 @@
+"""The gateway's settings, read once from the environment in its entry point and passed down.
+
+``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` fall back to the local stack when unset. Sizes are bytes,
+durations seconds, rates per minute. A rate of 0 switches that limit off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.config import ConnectionSettings, Env, Secret
+from ops.exceptions import ConfigError
+from schemas.topics import DEFAULT_POOL, TopicCatalog
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway needs; ``repr`` masks the MongoDB URL."""
+
+    kafka_bootstrap_servers: str
+    mongodb_url: Secret
+    mongodb_database: str
+    topic_prefix: str
+    pools: tuple[str, ...] = (DEFAULT_POOL,)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    output_dir: Path = Path("~/.storee/outputs")
+    # Limits (seed 002): a sliding window per user (API key), a token bucket per account (project).
+    user_limit_per_minute: int = 60
+    account_rate_per_minute: int = 300
+    account_burst: int = 50
+    limit_lease_max: int = 50
+    # Input caps.
+    max_body_bytes: int = 256 * 1024
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_story_chars: int = 20_000
+    max_prompt_chars: int = 2_000
+    max_title_chars: int = 200
+    max_scenes: int = 64
+    # Time.
+    task_ttl_s: int = 300
+    max_task_ttl_s: int = 7 * 86_400
+    publish_timeout_s: float = 5.0
+    unavailable_retry_after_s: int = 5
+    api_key_cache_ttl_s: float = 30.0
+    idempotency_ttl_s: int = 86_400
+    webhook_allow_private: bool = False
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> GatewaySettings:
+        env = env or Env()
+        connection = ConnectionSettings.from_env(env)
+        pools = tuple(p.strip() for p in env.str("GPU_POOLS", DEFAULT_POOL).split(",") if p.strip())
+        try:
+            TopicCatalog.build(prefix=connection.topic_prefix, pools=pools or (DEFAULT_POOL,))
+        except Exception as exc:  # CatalogError names the bad pool; say which variable held it
+            raise ConfigError(f"GPU_POOLS: {exc}") from exc
+        return cls(
+            kafka_bootstrap_servers=connection.kafka_bootstrap_servers or _local_bootstrap_servers(),
+            mongodb_url=connection.mongodb_url or Secret(_local_mongodb_url()),
+            mongodb_database=connection.mongodb_database,
+            topic_prefix=connection.topic_prefix,
+            pools=pools or (DEFAULT_POOL,),
+            host=env.str("HOST", "127.0.0.1"),
+            port=env.int("PORT", 8000, minimum=0, maximum=65535),
+            workers=env.int("WORKERS", 1, minimum=1, maximum=256),
+            output_dir=Path(env.str("OUTPUT_DIR", "~/.storee/outputs")).expanduser(),
+            user_limit_per_minute=env.int("RATE_LIMIT_USER_PER_MINUTE", 60, minimum=0),
+            account_rate_per_minute=env.int("RATE_LIMIT_ACCOUNT_PER_MINUTE", 300, minimum=0),
+            account_burst=env.int("RATE_LIMIT_ACCOUNT_BURST", 50, minimum=1),
+            limit_lease_max=env.int("RATE_LIMIT_LEASE_MAX", 50, minimum=1),
+            max_body_bytes=env.int("MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            max_image_bytes=env.int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024),
+            max_story_chars=env.int("MAX_STORY_CHARS", 20_000, minimum=1),
+            max_prompt_chars=env.int("MAX_PROMPT_CHARS", 2_000, minimum=1),
+            max_title_chars=env.int("MAX_TITLE_CHARS", 200, minimum=1),
+            max_scenes=env.int("MAX_SCENES", 64, minimum=1),
+            task_ttl_s=env.int("TASK_TTL", 300, minimum=1),
+            max_task_ttl_s=env.int("MAX_TASK_TTL", 7 * 86_400, minimum=1),
+            publish_timeout_s=env.float("PUBLISH_TIMEOUT", 5.0, minimum=0.1),
+            unavailable_retry_after_s=env.int("UNAVAILABLE_RETRY_AFTER", 5, minimum=1),
+            api_key_cache_ttl_s=env.float("API_KEY_CACHE_TTL", 30.0, minimum=0.0),
+            idempotency_ttl_s=env.int("IDEMPOTENCY_TTL", 86_400, minimum=60),
+            webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
+        )
+
+    @property
+    def catalog(self) -> TopicCatalog:
+        return TopicCatalog.build(prefix=self.topic_prefix, pools=self.pools)
+
+
+def _local_bootstrap_servers() -> str:
+    from ops.stack import local_bootstrap_servers  # only when no broker is named: it reads the stack's state
+
+    return local_bootstrap_servers()
+
+
+def _local_mongodb_url() -> str:
+    from ops.stack import local_mongodb_url
+
+    return local_mongodb_url()

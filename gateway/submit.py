@@ -1,0 +1,175 @@
+"""The write endpoints: ``POST /v1/stories``, ``POST /v1/jobs`` and ``POST /v1/stories/{story_id}/cancel``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.auth import authenticate
+from gateway.exceptions import (
+    InvalidRequest,
+    MalformedRequest,
+    NotReady,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from gateway.idempotency import MAX_KEY_CHARS
+from gateway.representation import story_links, task_links
+from gateway.state import GatewayState
+from gateway.submissions import Accepted, Upload, cancel, submit
+from gateway.validation import Submission, parse_job, parse_json, parse_story, text
+from gateway.webhooks import check_webhook_url
+from schemas.ids import task_id
+from schemas.view import TERMINAL_STORY_STATUSES
+
+# Magic bytes of the image types we accept, and the extension each is stored under.
+IMAGE_TYPES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n", ".png"),
+    "image/jpeg": (b"\xff\xd8\xff", ".jpg"),
+    "image/webp": (b"RIFF", ".webp"),
+}
+JOB_FORM_FIELDS = ("prompt", "task_type", "model", "title", "webhook_url", "start_within_s", "params")
+
+
+async def create_story(request: Request) -> JSONResponse:
+    """Submit a story as ``story_text`` (split downstream) or explicit ``scenes``; answers 202."""
+    state: GatewayState = request.app.state.gateway
+    principal = await authenticate(request)
+    key = _idempotency_key(request)
+    submission = parse_story(await _json_body(request), state.settings)
+    await _check_webhook(state, submission)
+    accepted = await submit(state, principal, submission, idempotency_key=key)
+    return _accepted(accepted, None)
+
+
+async def create_job(request: Request) -> JSONResponse:
+    """Submit one prompt as a one-scene story: JSON, or multipart with an ``image`` for image_to_video."""
+    state: GatewayState = request.app.state.gateway
+    principal = await authenticate(request)
+    key = _idempotency_key(request)
+    content_type = request.headers.get("content-type", "")
+    upload = None
+    if content_type.startswith("multipart/form-data"):
+        fields, upload = await _form(request, state)
+        submission = parse_job(fields, state.settings, has_image=upload is not None)
+    else:
+        submission = parse_job(await _json_body(request), state.settings, has_image=False)
+    await _check_webhook(state, submission)
+    accepted = await submit(state, principal, submission, idempotency_key=key, upload=upload)
+    return _accepted(accepted, task_id(accepted.story_id, 0))
+
+
+async def cancel_story(request: Request) -> JSONResponse:
+    """Cancel a story: unfinished tasks stop, finished clips stay; answers 202."""
+    state: GatewayState = request.app.state.gateway
+    principal = await authenticate(request)
+    story = await state.jobs.story(principal.account_id, request.path_params["story_id"])
+    reason = None
+    if await request.body():
+        body = await _json_body(request)
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            raise InvalidRequest("the body may only hold 'reason'", field="reason")
+        if body.get("reason") is not None:
+            reason = text(body["reason"], "reason", 500)
+    if story.get("status") in TERMINAL_STORY_STATUSES:
+        raise NotReady(f"story is already {story.get('status')}; nothing to cancel")
+    await cancel(state, principal, story["_id"], reason)
+    return JSONResponse(
+        {"story_id": story["_id"], "status": "cancelling", "links": story_links(story["_id"])},
+        status_code=202,
+    )
+
+
+def _accepted(accepted: Accepted, first_task: str | None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "story_id": accepted.story_id,
+        "status": "queued",
+        "submitted_at": accepted.submitted_at,
+        "links": story_links(accepted.story_id),
+    }
+    if first_task is not None:
+        body["task_id"] = first_task
+        body["links"]["task"] = task_links(first_task, 0)["self"]
+    headers = {"Location": body["links"]["self"]}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_KEY_CHARS or not key.isprintable():
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1-{MAX_KEY_CHARS} printable characters", field="Idempotency-Key"
+        )
+    return key
+
+
+async def _json_body(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("send the body as application/json", field="Content-Type")
+    return parse_json(await request.body())
+
+
+async def _check_webhook(state: GatewayState, submission: Submission) -> None:
+    if submission.webhook_url is not None:
+        await check_webhook_url(submission.webhook_url, allow_private=state.settings.webhook_allow_private)
+
+
+async def _form(request: Request, state: GatewayState) -> tuple[dict[str, Any], Upload | None]:
+    """The multipart form of ``POST /v1/jobs`` as a job body, plus its checked image."""
+    settings = state.settings
+    try:
+        form = await request.form(
+            max_files=1, max_fields=len(JOB_FORM_FIELDS), max_part_size=settings.max_body_bytes
+        )
+    except HTTPException as exc:
+        raise MalformedRequest(f"multipart body could not be read: {exc.detail}") from None
+    try:
+        fields: dict[str, Any] = {}
+        upload = None
+        for name, value in form.multi_items():
+            if name in fields or (name == "image" and upload is not None):
+                raise InvalidRequest(f"{name} is given more than once", field=name)
+            if isinstance(value, UploadFile):
+                if name != "image":
+                    raise InvalidRequest(f"only 'image' may be a file, not {name!r}", field=name)
+                upload = await _image(value, settings.max_image_bytes)
+            elif name == "params":
+                fields[name] = parse_json(value.encode("utf-8", "surrogatepass"))
+            elif name == "start_within_s":
+                fields[name] = _form_int(value, name)
+            else:
+                fields[name] = value
+        return fields, upload
+    finally:
+        await form.close()
+
+
+async def _image(upload: UploadFile, max_bytes: int) -> Upload:
+    media_type = (upload.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in IMAGE_TYPES:
+        raise InvalidRequest(
+            f"image must be one of {sorted(IMAGE_TYPES)}, got {media_type or 'none'}", field="image"
+        )
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"image is larger than {max_bytes} bytes", field="image")
+    magic, extension = IMAGE_TYPES[media_type]
+    if not data.startswith(magic) or (media_type == "image/webp" and data[8:12] != b"WEBP"):
+        raise InvalidRequest(f"image content is not {media_type}", field="image")
+    return Upload(data, media_type, extension)
+
+
+def _form_int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer", field=name) from None

@@ -1,0 +1,155 @@
+"""Submissions end up on ``stories.submitted`` as decodable events, once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.events import StorySubmitted
+from schemas.ids import now_ms
+from schemas.records import TaskType, Tier
+from tests.gateway.conftest import consume
+
+pytestmark = pytest.mark.integration
+
+
+def test_story_with_scenes_is_published_and_decodable(gateway, kafka_bootstrap, catalog):
+    account = gateway.account(Tier.FREE)
+    before = now_ms()
+    response = gateway.client.post(
+        "/v1/stories",
+        headers=gateway.headers(account),
+        json={
+            "title": "Fox at dawn",
+            "scenes": [{"prompt": "a fox in snow"}, {"prompt": "the fox runs into the woods"}],
+            "params": {"width": 256, "height": 128, "num_frames": 9, "seed": 7},
+            "start_within_s": 600,
+        },
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    story_id = body["story_id"]
+    assert body["status"] == "queued"
+    assert body["links"]["self"] == f"/v1/stories/{story_id}"
+    assert response.headers["location"] == body["links"]["self"]
+    (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert isinstance(event, StorySubmitted)
+    assert event.story_id == story_id
+    assert event.account_id == account.account_id
+    assert event.tier == Tier.FREE
+    assert event.task_type == TaskType.TEXT_TO_VIDEO
+    assert event.model == "default"
+    assert [s.prompt for s in event.scenes] == ["a fox in snow", "the fox runs into the woods"]
+    assert [s.index for s in event.scenes] == [0, 1]
+    assert event.params.width == 256 and event.params.num_frames == 9 and event.params.seed == 7
+    assert event.params.fps == 8  # a default filled in
+    assert event.story_text is None and event.idempotency_key is None
+    assert before <= event.submitted_at <= now_ms()
+    assert event.deadline == event.submitted_at + 600_000
+
+
+def test_story_text_is_left_to_the_splitter_and_deadline_defaults_to_task_ttl(
+    gateway, kafka_bootstrap, catalog
+):
+    account = gateway.account()
+    text = "Once upon a time a fox lived in the woods. One day it snowed."
+    response = gateway.client.post("/v1/stories", headers=gateway.headers(account), json={"story_text": text})
+    assert response.status_code == 202, response.text
+    (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert event.story_text == text and event.scenes == ()
+    assert event.tier == Tier.PREMIUM
+    assert event.deadline == event.submitted_at + gateway.settings.task_ttl_s * 1000
+
+
+def test_idempotent_retry_returns_the_same_story_and_publishes_once(gateway, kafka_bootstrap, catalog):
+    account = gateway.account()
+    headers = gateway.headers(account, **{"Idempotency-Key": "order-42"})
+    body = {"scenes": [{"prompt": "a lighthouse in a storm"}]}
+    first = gateway.client.post("/v1/stories", headers=headers, json=body)
+    second = gateway.client.post("/v1/stories", headers=headers, json=body)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["story_id"] == second.json()["story_id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    # Another account with the same key is another story.
+    other = gateway.account()
+    third = gateway.client.post(
+        "/v1/stories", headers=gateway.headers(other, **{"Idempotency-Key": "order-42"}), json=body
+    )
+    assert third.status_code == 202 and third.json()["story_id"] != first.json()["story_id"]
+    events = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert [e.story_id for e in events] == [first.json()["story_id"], third.json()["story_id"]]
+    assert events[0].idempotency_key == "order-42"
+
+
+def test_idempotency_key_reused_with_another_body_is_a_conflict(gateway, kafka_bootstrap, catalog):
+    account = gateway.account()
+    headers = gateway.headers(account, **{"Idempotency-Key": "k1"})
+    assert gateway.client.post("/v1/stories", headers=headers, json={"story_text": "one"}).status_code == 202
+    response = gateway.client.post("/v1/stories", headers=headers, json={"story_text": "two"})
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "code": "conflict",
+        "message": "this Idempotency-Key was used with a different request",
+        "field": "Idempotency-Key",
+    }
+    assert len(consume(kafka_bootstrap, catalog.stories_submitted)) == 1
+
+
+def test_job_is_a_one_scene_story(gateway, kafka_bootstrap, catalog):
+    account = gateway.account()
+    response = gateway.client.post(
+        "/v1/jobs",
+        headers=gateway.headers(account),
+        json={
+            "prompt": "rain on a tin roof",
+            "task_type": "text_to_audio",
+            "params": {"audio_length_s": 4.5},
+        },
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["task_id"] == f"{body['story_id']}:0"
+    assert body["links"]["task"] == f"/v1/tasks/{body['story_id']}:0"
+    (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert event.task_type == TaskType.TEXT_TO_AUDIO
+    assert [s.prompt for s in event.scenes] == ["rain on a tin roof"]
+    assert event.params.audio_length_s == 4.5 and event.params.width == 0
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_image_upload_is_stored_and_referenced_by_uri(gateway, kafka_bootstrap, catalog):
+    account = gateway.account()
+    response = gateway.client.post(
+        "/v1/jobs",
+        headers=gateway.headers(account),
+        data={"prompt": "the cat turns its head", "params": '{"num_frames": 17}', "start_within_s": "120"},
+        files={"image": ("cat.png", PNG, "image/png")},
+    )
+    assert response.status_code == 202, response.text
+    (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert event.task_type == TaskType.IMAGE_TO_VIDEO
+    assert event.params.num_frames == 17
+    assert event.input is not None and event.input.media_type == "image/png"
+    stored = gateway.client.app.state.gateway.store.local_path(event.input.uri)
+    assert stored.read_bytes() == PNG
+    assert stored.is_relative_to(gateway.settings.output_dir.resolve())
+    assert event.deadline == event.submitted_at + 120_000
+
+
+def test_cancel_publishes_story_cancelled(gateway, kafka_bootstrap, catalog, mongo_db):
+    account = gateway.account()
+    mongo_db.stories.insert_one(
+        {"_id": "s1", "account_id": account.account_id, "status": "running", "submitted_at": now_ms()}
+    )
+    response = gateway.client.post(
+        "/v1/stories/s1/cancel", headers=gateway.headers(account), json={"reason": "changed my mind"}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "cancelling"
+    (event,) = consume(kafka_bootstrap, catalog.task_events)
+    assert event.story_id == "s1" and event.account_id == account.account_id
+    assert event.reason == "changed my mind"
+    mongo_db.stories.update_one({"_id": "s1"}, {"$set": {"status": "completed"}})
+    again = gateway.client.post("/v1/stories/s1/cancel", headers=gateway.headers(account))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "not_ready"
