@@ -1,0 +1,85 @@
+"""``storee gpu-consumer`` and ``storee models make-tiny``.
+
+``storee gpu-consumer --pool NAME [--devices cpu,cuda:1,...]`` runs one group member per device: in
+this process for a single device, else one supervised child process each. Without ``--devices`` the
+pool's device policy decides (every visible GPU, or the CPU). The members load the pool's pipeline
+before joining the group ``<prefix>gpu-consumers.<pool>`` and consume ``batches.<pool>.premium`` and
+``batches.<pool>.free``. SIGTERM stops them gracefully (see :mod:`gpu_consumers.consumer`).
+
+``storee models make-tiny DIR`` saves the tiny random-weight Wan pipeline to DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    consume = subparsers.add_parser(
+        "gpu-consumer", help="run GPU consumer group members for a pool (one per device)"
+    )
+    consume.add_argument("--pool", default="default", help="pool to serve (default: %(default)s)")
+    consume.add_argument(
+        "--devices",
+        default=None,
+        help="comma-separated devices, e.g. cuda:0,cuda:1 or cpu,cpu (default: pool policy)",
+    )
+    consume.set_defaults(handler=_gpu_consumer)
+
+    models = subparsers.add_parser("models", help="local model files")
+    actions = models.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tiny = actions.add_parser("make-tiny", help="save a tiny random-weight text-to-video pipeline to DIR")
+    tiny.add_argument("dir", type=Path, help="directory to save the pipeline in")
+    tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    tiny.add_argument("--overwrite", action="store_true", help="replace an existing pipeline in DIR")
+    tiny.set_defaults(handler=_make_tiny)
+
+
+def _gpu_consumer(args: argparse.Namespace) -> int:
+    from gpu_consumers.member import run_member
+    from gpu_consumers.pools import resolve_devices
+    from gpu_consumers.settings import GpuConsumerSettings
+    from gpu_consumers.supervisor import supervise
+
+    settings = GpuConsumerSettings.from_env()
+    pool = settings.pool(args.pool)
+    devices = resolve_devices(pool, args.devices)
+    if len(devices) == 1:
+        return run_member(settings, pool.name, devices[0])
+    return supervise(pool.name, devices)
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    from gpu_consumers.tiny_model import make_tiny_wan
+
+    path = make_tiny_wan(args.dir, seed=args.seed, overwrite=args.overwrite)
+    print(f"tiny text-to-video pipeline saved to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m gpu_consumers``: these commands with the ``storee`` CLI's conventions."""
+    from ops.exceptions import StoreeError
+
+    parser = argparse.ArgumentParser(prog="python -m gpu_consumers")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except StoreeError as exc:
+        print(f"storee: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,113 @@
+"""The GPU consumer's settings, read once from the environment in the entry point and passed down.
+
+Variables (defaults in brackets): ``KAFKA_BOOTSTRAP_SERVERS`` [the local stack], ``TOPIC_PREFIX``
+[storee.], ``GPU_POOLS_FILE`` / ``GPU_POOLS`` [only the built-in ``default`` pool], ``OUTPUT_DIR``
+[$STOREE_HOME/outputs], ``STOREE_MODEL_CACHE`` [$STOREE_HOME/models], ``TIER_WEIGHT_PREMIUM`` [3],
+``TIER_WEIGHT_FREE`` [1], ``KAFKA_SESSION_TIMEOUT_MS`` [45000], ``KAFKA_MAX_POLL_INTERVAL_MS``
+[300000], ``GPU_POLL_TIMEOUT_S`` [0.02], ``PROGRESS_INTERVAL_S`` [0.5], ``TASK_MAX_RETRIES`` [3],
+``RETRY_BASE_S`` [1.0], ``RETRY_MAX_S`` [30.0], ``SHUTDOWN_GRACE_S`` [120], ``METRICS_PORT`` [off;
+child ``i`` of a multi-device run listens on port + i], ``READY_FILE`` [none].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpu_consumers.exceptions import PoolConfigError
+from gpu_consumers.pools import PoolConfig, load_pools
+from ops.config import ConnectionSettings, Env
+from ops.exceptions import ConfigError
+from schemas.records import Tier
+
+
+@dataclass(frozen=True)
+class GpuConsumerSettings:
+    """Everything one GPU consumer process needs to know."""
+
+    connection: ConnectionSettings
+    bootstrap_servers: str
+    pools: Mapping[str, PoolConfig]
+    output_dir: Path
+    model_cache: Path
+    premium_weight: int
+    free_weight: int
+    session_timeout_ms: int
+    max_poll_interval_ms: int
+    # How long one poll may block: bounds how late a finished batch's offsets are committed and a
+    # drained tier's partitions resumed, so it is short; an idle consumer wakes 50 times a second.
+    poll_timeout_s: float
+    progress_interval_s: float
+    max_retries: int
+    retry_base_s: float
+    retry_max_s: float
+    shutdown_grace_s: float
+    metrics_port: int | None
+    ready_file: Path | None
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> GpuConsumerSettings:
+        env = env or Env()
+        connection = ConnectionSettings.from_env(env)
+        home = Path(env.str("STOREE_HOME", str(Path.home() / ".storee"))).expanduser()
+        model_cache = Path(env.str("STOREE_MODEL_CACHE", str(home / "models"))).expanduser()
+        pools_file = env.optional("GPU_POOLS_FILE")
+        if pools_file is not None:
+            path = Path(pools_file).expanduser()
+            try:
+                text: str | None = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"GPU_POOLS_FILE {path} cannot be read: {exc.strerror}") from None
+            source = f"GPU_POOLS_FILE {path}"
+        else:
+            text, source = env.optional("GPU_POOLS"), "GPU_POOLS"
+        try:
+            pools = load_pools(text=text, source=source, model_cache=model_cache)
+        except PoolConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        session_ms = env.int("KAFKA_SESSION_TIMEOUT_MS", 45_000, minimum=1_000)
+        poll_ms = env.int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000, minimum=1_000)
+        if poll_ms < session_ms:
+            # librdkafka refuses this combination; say so with the variable names.
+            raise ConfigError(
+                f"KAFKA_MAX_POLL_INTERVAL_MS ({poll_ms}) must be at least "
+                f"KAFKA_SESSION_TIMEOUT_MS ({session_ms})"
+            )
+        bootstrap = connection.kafka_bootstrap_servers
+        if bootstrap is None:
+            from ops.stack import local_bootstrap_servers
+
+            bootstrap = local_bootstrap_servers()
+        metrics_port = env.int("METRICS_PORT", 0, minimum=0, maximum=65535)
+        ready = env.optional("READY_FILE")
+        return cls(
+            connection=connection,
+            bootstrap_servers=bootstrap,
+            pools=pools,
+            output_dir=Path(env.str("OUTPUT_DIR", str(home / "outputs"))).expanduser(),
+            model_cache=model_cache,
+            premium_weight=env.int("TIER_WEIGHT_PREMIUM", 3, minimum=1, maximum=1000),
+            free_weight=env.int("TIER_WEIGHT_FREE", 1, minimum=1, maximum=1000),
+            session_timeout_ms=session_ms,
+            max_poll_interval_ms=poll_ms,
+            poll_timeout_s=env.float("GPU_POLL_TIMEOUT_S", 0.02, minimum=0.001, maximum=1.0),
+            progress_interval_s=env.float("PROGRESS_INTERVAL_S", 0.5, minimum=0.0),
+            max_retries=env.int("TASK_MAX_RETRIES", 3, minimum=0, maximum=100),
+            retry_base_s=env.float("RETRY_BASE_S", 1.0, minimum=0.0),
+            retry_max_s=env.float("RETRY_MAX_S", 30.0, minimum=0.0),
+            shutdown_grace_s=env.float("SHUTDOWN_GRACE_S", 120.0, minimum=0.0),
+            metrics_port=metrics_port or None,
+            ready_file=Path(ready).expanduser() if ready else None,
+        )
+
+    def pool(self, name: str) -> PoolConfig:
+        """The pool called ``name``; the error lists the configured ones."""
+        try:
+            return self.pools[name]
+        except KeyError:
+            raise ConfigError(f"pool {name!r} is not configured; known: {sorted(self.pools)}") from None
+
+    def group_id(self, pool: str, tier: Tier) -> str:
+        """The consumer group every member of ``pool`` joins for ``tier`` (see gpu_consumers.consumer)."""
+        return f"{self.connection.topic_prefix}gpu-consumers.{pool}.{Tier(tier).value}"
