@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.config import ConnectionSettings, Env, Secret
+from ops.config import ConnectionSettings, Env, Secret, pool_names
 from ops.exceptions import ConfigError
 from schemas.topics import DEFAULT_POOL, TopicCatalog
 
@@ -52,7 +52,7 @@ class GatewaySettings:
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
         env = env or Env()
         connection = ConnectionSettings.from_env(env)
-        pools = tuple(p.strip() for p in env.str("GPU_POOLS", DEFAULT_POOL).split(",") if p.strip())
+        pools = pool_names(env)
         try:
             TopicCatalog.build(prefix=connection.topic_prefix, pools=pools or (DEFAULT_POOL,))
         except Exception as exc:  # CatalogError names the bad pool; say which variable held it

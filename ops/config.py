@@ -8,9 +8,11 @@ secrets are masked in ``repr``.
 from __future__ import annotations
 
 import builtins
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from ops.exceptions import ConfigError
@@ -141,3 +143,34 @@ class ConnectionSettings:
             topic_prefix=prefix,
             mongodb_database=env.str("MONGODB_DATABASE", "storee"),
         )
+
+
+def pool_names(env: Env | None = None) -> tuple[str, ...]:
+    """The model pools deployed, ``default`` first: every service that routes by pool agrees on these.
+
+    The GPU consumers configure pools with a JSON object (``{"<pool>": {...}}``) in the file
+    ``GPU_POOLS_FILE`` or inline in ``GPU_POOLS``; services that only need the names take its keys.
+    A comma-separated ``GPU_POOLS`` (``default,wan``) names pools without configuring them.
+    """
+    env = env or Env()
+    path = env.optional("GPU_POOLS_FILE")
+    source = f"GPU_POOLS_FILE {path}" if path else "GPU_POOLS"
+    if path:
+        try:
+            text: builtins.str | None = Path(path).expanduser().read_text()
+        except OSError as exc:
+            raise ConfigError(f"GPU_POOLS_FILE {path} cannot be read: {exc.strerror}") from None
+    else:
+        text = env.optional("GPU_POOLS")
+    names = ["default"]
+    if text and text.lstrip().startswith("{"):
+        try:
+            pools = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+        if not isinstance(pools, dict):
+            raise ConfigError(f"{source} must be a JSON object of pools")
+        names.extend(pools)
+    elif text:
+        names.extend(name.strip() for name in text.split(",") if name.strip())
+    return tuple(dict.fromkeys(names))

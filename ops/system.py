@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -62,8 +62,10 @@ class System:
         stack_settings: StackSettings,
         *,
         on_event: Callable[[ChildEvent], None] | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self._extra_env = dict(extra_env or {})
         self.stack = LocalStack(stack_settings)
         self.log_dir = stack_settings.run_dir / "logs"
         self._on_event = on_event
@@ -74,6 +76,7 @@ class System:
         self._started_servers = self.stack.up()
         env = {
             **os.environ,
+            **self._extra_env,
             "KAFKA_BOOTSTRAP_SERVERS": self.stack.bootstrap_servers,
             "MONGODB_URL": self.stack.mongodb_url,
             "PYTHONUNBUFFERED": "1",

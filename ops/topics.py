@@ -31,7 +31,7 @@ from confluent_kafka.admin import (
 from rich.console import Console
 from rich.table import Table
 
-from ops.config import ConnectionSettings, Env
+from ops.config import ConnectionSettings, Env, pool_names
 from ops.exceptions import StoreeError
 from ops.kafka import KafkaUnavailable, admin_client
 from ops.topic_plan import (
@@ -197,7 +197,7 @@ class TopicSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> TopicSettings:
         env = env or Env()
-        pools = tuple(p.strip() for p in env.str("GPU_POOLS", DEFAULT_POOL).split(",") if p.strip())
+        pools = pool_names(env)
         return cls(
             pools=pools or (DEFAULT_POOL,),
             replication_factor=env.int("TOPIC_REPLICATION_FACTOR", 1, minimum=1),

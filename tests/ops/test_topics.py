@@ -74,7 +74,8 @@ def test_exit_code_is_two_while_drift_remains() -> None:
 
 def test_topic_settings_from_env() -> None:
     settings = TopicSettings.from_env(Env({"GPU_POOLS": "wan, audio", "TOPIC_REPLICATION_FACTOR": "3"}))
-    assert settings == TopicSettings(pools=("wan", "audio"), replication_factor=3, min_insync_replicas=2)
+    # "default" always exists: the GPU consumers run it unless configured otherwise.
+    assert settings == TopicSettings(pools=("default", "wan", "audio"), replication_factor=3, min_insync_replicas=2)
     assert TopicSettings.from_env(Env({})).pools == ("default",)
 
 

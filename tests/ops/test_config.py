@@ -1,0 +1,44 @@
+"""Settings read from the environment: typed, named in every error, secrets masked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ops.config import ConnectionSettings, Env, Secret, pool_names
+from ops.exceptions import ConfigError
+
+
+def test_typed_values_and_errors_name_the_variable():
+    env = Env({"N": "5", "F": "0.5", "B": "yes", "S": "  text  ", "BAD": "x"})
+    assert (env.int("N", 1), env.float("F", 1.0), env.bool("B", False), env.str("S")) == (5, 0.5, True, "text")
+    assert env.int("MISSING", 7) == 7
+    with pytest.raises(ConfigError, match="BAD must be an integer, got 'x'"):
+        env.int("BAD", 1)
+    with pytest.raises(ConfigError, match="N must be at most 4"):
+        env.int("N", 1, maximum=4)
+    with pytest.raises(ConfigError, match="BAD must be true or false"):
+        env.bool("BAD", False)
+    with pytest.raises(ConfigError, match="MISSING is not set"):
+        env.str("MISSING")
+
+
+def test_secrets_are_masked():
+    settings = ConnectionSettings.from_env(Env({"MONGODB_URL": "mongodb://u:hunter2@db/"}))
+    assert isinstance(settings.mongodb_url, Secret) and "hunter2" not in repr(settings)
+    with pytest.raises(ConfigError, match="TOPIC_PREFIX may only hold"):
+        ConnectionSettings.from_env(Env({"TOPIC_PREFIX": "bad prefix"}))
+
+
+def test_pool_names_from_json_list_or_file(tmp_path):
+    assert pool_names(Env({})) == ("default",)
+    assert pool_names(Env({"GPU_POOLS": "wan, ltx,default"})) == ("default", "wan", "ltx")
+    assert pool_names(Env({"GPU_POOLS": json.dumps({"wan": {"model": "x"}})})) == ("default", "wan")
+    path = tmp_path / "pools.json"
+    path.write_text(json.dumps({"ltx": {}, "default": {}}))
+    assert pool_names(Env({"GPU_POOLS_FILE": str(path), "GPU_POOLS": "ignored"})) == ("default", "ltx")
+    with pytest.raises(ConfigError, match="GPU_POOLS is not valid JSON"):
+        pool_names(Env({"GPU_POOLS": "{nope"}))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        pool_names(Env({"GPU_POOLS_FILE": str(tmp_path / "missing.json")}))
