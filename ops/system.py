@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -63,14 +65,17 @@ class System:
         *,
         on_event: Callable[[ChildEvent], None] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self._extra_env = dict(extra_env or {})
         self.stack = LocalStack(stack_settings)
-        self.log_dir = stack_settings.run_dir / "logs"
+        self.log_dir = log_dir or stack_settings.run_dir / "logs"
         self._on_event = on_event
         self._started_servers: list[str] = []
         self.supervisor: Supervisor | None = None
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def start(self) -> None:
         self._started_servers = self.stack.up()
@@ -98,14 +103,23 @@ class System:
             on_event=self._on_event,
         )
         self.supervisor.start()
+        # Restarts must happen whatever the caller's thread is doing (waiting for Ctrl-C, driving the
+        # demo, running a test), so a thread of its own watches the children.
+        self._watcher = threading.Thread(
+            target=self.supervisor.run, args=(self._stop_watching.is_set,), name="supervisor", daemon=True
+        )
+        self._watcher.start()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until ``stop`` is set (the caller's signal handlers set it)."""
+        while not stop.wait(0.5):
+            pass
 
     def wait_ready(self) -> None:
         """Wait until the gateway answers ``/readyz`` (Kafka and MongoDB reachable through it)."""
         deadline = time.monotonic() + self.settings.ready_timeout
         url = f"{self.settings.gateway_url}/readyz"
         while time.monotonic() < deadline:
-            if self.supervisor is not None:
-                self.supervisor.poll()
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
                     return
@@ -118,6 +132,9 @@ class System:
         )
 
     def stop(self) -> None:
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join()
         if self.supervisor is not None:
             self.supervisor.stop()
         if self._started_servers:

@@ -61,8 +61,7 @@ def _up(args: argparse.Namespace) -> int:
             f"[green]Storee is up[/green]: gateway {s.gateway_url}, Kafka {system.stack.bootstrap_servers}, "
             f"MongoDB {system.stack.mongodb_url}; logs in {system.log_dir}. Ctrl-C stops."
         )
-        if system.supervisor is not None:
-            system.supervisor.run(stop.is_set)
+        system.wait(stop)
     finally:
         with console.status("stopping"):
             system.stop()
