@@ -66,7 +66,10 @@ class GatewaySettings:
             host=env.str("HOST", "127.0.0.1"),
             port=env.int("PORT", 8000, minimum=0, maximum=65535),
             workers=env.int("WORKERS", 1, minimum=1, maximum=256),
-            output_dir=Path(env.str("OUTPUT_DIR", "~/.storee/outputs")).expanduser(),
+            # The same default as the GPU consumers that write the clips: $STOREE_HOME/outputs.
+            output_dir=Path(
+                env.str("OUTPUT_DIR", str(Path(env.str("STOREE_HOME", "~/.storee")).expanduser() / "outputs"))
+            ).expanduser(),
             user_limit_per_minute=env.int("RATE_LIMIT_USER_PER_MINUTE", 60, minimum=0),
             account_rate_per_minute=env.int("RATE_LIMIT_ACCOUNT_PER_MINUTE", 300, minimum=0),
             account_burst=env.int("RATE_LIMIT_ACCOUNT_BURST", 50, minimum=1),
