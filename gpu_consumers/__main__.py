@@ -1,9 +1,9 @@
-"""``python -m gpu_consumers ...``: the GPU consumer commands without the rest of the ``storee`` CLI."""
+"""``python -m gpu_consumers ...``: the ``storee`` CLI, for device children started by the GPU supervisor."""
 
 from __future__ import annotations
 
 import sys
 
-from gpu_consumers.commands import main
+from ops.cli import main
 
 sys.exit(main())

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -62,24 +60,3 @@ def _make_tiny(args: argparse.Namespace) -> int:
     print(f"tiny text-to-video pipeline saved to {path}")
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m gpu_consumers``: these commands with the ``storee`` CLI's conventions."""
-    from ops.exceptions import StoreeError
-
-    parser = argparse.ArgumentParser(prog="python -m gpu_consumers")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        return int(args.handler(args) or 0)
-    except StoreeError as exc:
-        print(f"storee: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
