@@ -156,3 +156,19 @@ class System:
 
 def default_system(on_event: Callable[[ChildEvent], None] | None = None) -> System:
     return System(SystemSettings.from_env(), StackSettings.from_env(), on_event=on_event)
+
+
+def isolated_environment(root: Path, unique: str, port: int) -> dict[str, str]:
+    """Variables that give a System its own topics, database, port, outputs and model cache.
+
+    Tests and benchmarks run beside whatever else uses the local stack without seeing its data.
+    """
+    return {
+        "TOPIC_PREFIX": f"i{unique}.",
+        "MONGODB_DATABASE": f"i_{unique}",
+        "PORT": str(port),
+        "OUTPUT_DIR": str(root / "outputs"),
+        "STOREE_MODEL_CACHE": str(root / "models"),
+        "HF_HUB_OFFLINE": "1",
+        "METRICS_PORT": "0",
+    }
