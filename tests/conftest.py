@@ -20,6 +20,8 @@ from pymongo.database import Database
 from ops.config import Env
 from ops.kafka import admin_client
 from ops.stack import LocalStack, StackSettings
+from ops.topics import ensure_topics
+from schemas.topics import TopicCatalog
 
 
 @pytest.fixture(scope="session")
@@ -86,4 +88,23 @@ def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         for future in admin.delete_topics(created).values():
             # Cleanup must not mask the test's own result.
             with contextlib.suppress(Exception):
+                future.result(timeout=30)
+
+
+@pytest.fixture
+def provision_catalog(kafka_bootstrap: str) -> Iterator[Callable[[TopicCatalog], TopicCatalog]]:
+    """Create a catalog's topics for one test (``storee topics ensure``'s code) and delete them after it."""
+    admin = admin_client(kafka_bootstrap)
+    provisioned: list[TopicCatalog] = []
+
+    def provision(catalog: TopicCatalog) -> TopicCatalog:
+        ensure_topics(admin, catalog)
+        provisioned.append(catalog)
+        return catalog
+
+    yield provision
+    names = [name for catalog in provisioned for name in catalog.names]
+    if names:
+        for future in admin.delete_topics(names).values():
+            with contextlib.suppress(Exception):  # cleanup must not mask the test's own result
                 future.result(timeout=30)

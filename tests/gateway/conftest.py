@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 import uuid
@@ -18,8 +17,7 @@ from gateway.accounts import NewAccount
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import Secret
-from ops.kafka import admin_client, make_consumer, raise_for_error
-from ops.topics import ensure_topics
+from ops.kafka import make_consumer, raise_for_error
 from schemas.codec import Codec
 from schemas.events import Event
 from schemas.records import Tier
@@ -29,25 +27,11 @@ CODEC = Codec()
 
 
 @pytest.fixture
-def catalog(kafka_bootstrap: str, topic_prefix: str) -> Iterator[TopicCatalog]:
+def catalog(provision_catalog, topic_prefix: str) -> TopicCatalog:
     """The catalog's topics under this test's prefix (small partition counts: tests need no parallelism)."""
-    catalog = TopicCatalog.build(
-        prefix=topic_prefix,
-        partitions={
-            "stories.submitted": 1,
-            "tasks.requested": 1,
-            "task.events": 1,
-            "dlq": 1,
-            "batches.default.premium": 1,
-            "batches.default.free": 1,
-        },
-    )
-    admin = admin_client(kafka_bootstrap)
-    ensure_topics(admin, catalog)
-    yield catalog
-    for future in admin.delete_topics(list(catalog.names)).values():
-        with contextlib.suppress(Exception):  # cleanup must not mask the test's own result
-            future.result(timeout=30)
+    names = ("stories.submitted", "tasks.requested", "task.events", "dlq", "batches.default.premium",
+             "batches.default.free")
+    return provision_catalog(TopicCatalog.build(prefix=topic_prefix, partitions=dict.fromkeys(names, 1)))
 
 
 @pytest.fixture

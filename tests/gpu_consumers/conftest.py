@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from ops.kafka import admin_client
-from ops.topics import ensure_topics
 from schemas.topics import TopicCatalog
 from tests.gpu_consumers.helpers import POOL, ConsumerProcesses
 
@@ -29,18 +27,15 @@ def admin(kafka_bootstrap: str) -> AdminClient:
 
 
 @pytest.fixture
-def catalog(admin: AdminClient, topic_prefix: str) -> Iterator[TopicCatalog]:
+def catalog(provision_catalog, topic_prefix: str) -> TopicCatalog:
     """This test's topics for the pool ``tiny``, with few partitions so rebalances stay quick."""
-    catalog = TopicCatalog.build(
-        prefix=topic_prefix,
-        pools=(POOL,),
-        partitions={f"batches.{POOL}.premium": 4, f"batches.{POOL}.free": 4, "task.events": 3},
+    return provision_catalog(
+        TopicCatalog.build(
+            prefix=topic_prefix,
+            pools=(POOL,),
+            partitions={f"batches.{POOL}.premium": 4, f"batches.{POOL}.free": 4, "task.events": 3},
+        )
     )
-    ensure_topics(admin, catalog)
-    yield catalog
-    for future in admin.delete_topics(list(catalog.names)).values():
-        with contextlib.suppress(Exception):  # cleanup must not mask the test's own result
-            future.result(timeout=30)
 
 
 @pytest.fixture
