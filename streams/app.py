@@ -1,0 +1,183 @@
+"""The Faust app: the one global of ``streams/`` (STYLE.md, habit 3), composed from settings at import.
+
+``faust -A streams.app worker`` and ``storee streams`` run the same thing: the splitter and batcher
+agents, the batcher's timer, and the materializer in a thread of its own. Agents are short loops that
+hand consumed records to the shells in :mod:`streams.splitter` and :mod:`streams.batcher`; the logic
+lives in pure modules (``splitting``, ``batching``, ``expiry``, ``view``).
+
+Faust runs in its default at-least-once mode (not exactly_once): every effect is idempotent instead.
+Internal topics (the batcher's changelogs, the assignor's leader topic) are created by Faust's own
+admin, so ``topic_allow_declare`` stays on; the catalog's topics must exist first (``storee streams``
+ensures them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+from pymongo import MongoClient
+
+from ops.kafka import DurableProducer, make_consumer
+from schemas.codec import Codec
+from streams.batcher import Batcher
+from streams.batching import BatchPolicy
+from streams.materializer import Materializer
+from streams.metrics import StreamMetrics
+from streams.outlet import FaustOutlet
+from streams.settings import StreamSettings
+from streams.splitter import Splitter
+from streams.splitting import SplitPolicy, plan_scenes
+from streams.view_store import JobViewStore
+
+log = logging.getLogger(__name__)
+
+# Records taken from a stream at once: one table write per touched batch, not per record.
+TAKE_MAX = 1000
+
+settings = StreamSettings.from_env()
+catalog = settings.catalog
+codec = Codec()
+metrics = StreamMetrics()
+# Faust creates its data directory without parents; a fresh machine has none of them yet.
+Path(settings.datadir).mkdir(parents=True, exist_ok=True)
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.bootstrap_servers}",
+    store="memory://",
+    autodiscover=False,
+    web_enabled=False,
+    topic_allow_declare=True,
+    topic_disable_leader=False,
+    topic_partitions=settings.tasks_partitions,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
+    producer_acks=-1,
+    table_standby_replicas=0,
+    stream_wait_empty=True,
+    datadir=settings.datadir,
+)
+
+
+def _raw_topic(name: str) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+stories_topic = _raw_topic(catalog.stories_submitted)
+batcher_topics = app.topic(
+    catalog.tasks_requested, catalog.task_events, key_serializer="raw", value_serializer="raw"
+)
+pending_table = app.Table(
+    "batcher-pending", partitions=settings.tasks_partitions, key_type=bytes, value_type=bytes
+)
+cancelled_table = app.Table(
+    "batcher-cancelled", partitions=settings.tasks_partitions, key_type=bytes, value_type=bytes
+)
+outlet = FaustOutlet(_raw_topic)
+split_policy = SplitPolicy(
+    max_scenes=settings.max_scenes,
+    scene_max_chars=settings.scene_max_chars,
+    task_ttl_ms=int(settings.task_ttl_s * 1000),
+)
+
+
+def active_task_partitions() -> set[int]:
+    """Partitions of tasks.requested this worker owns now (none while rebalancing or recovering)."""
+    if app.rebalancing or app.in_recovery:
+        return set()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == catalog.tasks_requested}
+
+
+splitter_shell = Splitter(policy=split_policy, catalog=catalog, codec=codec, outlet=outlet, metrics=metrics)
+batcher_shell = Batcher(
+    policy=BatchPolicy(
+        size=settings.batch_size,
+        timeout_ms=int(settings.batch_timeout_s * 1000),
+        max_cost=settings.batch_max_cost,
+        max_gpu_seconds=settings.batch_max_gpu_seconds,
+        gpu_seconds_per_unit=settings.gpu_seconds_per_unit,
+        cost_per_gpu_second=settings.cost_per_gpu_second,
+    ),
+    catalog=catalog,
+    codec=codec,
+    outlet=outlet,
+    pending=pending_table,
+    cancelled=cancelled_table,
+    metrics=metrics,
+    active_partitions=active_task_partitions,
+)
+
+
+@app.agent(stories_topic)
+async def splitter(stream: Any) -> None:  # a faust.Stream; StreamT lacks take_events
+    async for events in stream.take_events(TAKE_MAX, within=settings.tick_s / 5):
+        splitter_shell.handle(event.message for event in events)
+
+
+@app.agent(batcher_topics)
+async def batcher(stream: Any) -> None:
+    async for events in stream.take_events(TAKE_MAX, within=settings.tick_s / 5):
+        batcher_shell.handle(event.message for event in events)
+
+
+@app.timer(settings.tick_s)
+async def batch_timer() -> None:
+    batcher_shell.tick()
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types the receiver loosely
+async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    revoked = args[0] if args else kwargs.get("revoked", set())
+    batcher_shell.forget({tp.partition for tp in revoked if tp.topic == catalog.tasks_requested})
+
+
+def build_materializer() -> Materializer:
+    client: MongoClient = MongoClient(settings.mongodb_url, serverSelectionTimeoutMS=10_000)
+    return Materializer(
+        consumer_factory=lambda: make_consumer(settings.bootstrap_servers, settings.materializer_group),
+        catalog=catalog,
+        codec=codec,
+        store=JobViewStore(client[settings.mongodb_database]),
+        producer=DurableProducer(settings.bootstrap_servers),
+        metrics=metrics,
+        count_scenes=lambda story: len(plan_scenes(story, split_policy)),
+        flush_max=settings.view_flush_max,
+        flush_s=settings.view_flush_s,
+    )
+
+
+@app.service
+class MaterializerService(mode.Service):
+    """Runs the materializer's blocking consumer loop in a thread beside Faust's event loop."""
+
+    async def on_start(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if not settings.materializer_enabled:
+            return
+        materializer = build_materializer()
+        self._thread = threading.Thread(
+            target=self._run, args=(materializer,), name="materializer", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, materializer: Materializer) -> None:
+        try:
+            materializer.run(self._stop)
+        except Exception:
+            log.exception("materializer crashed; stopping the worker")
+            self._stop.set()
+            asyncio.run_coroutine_threadsafe(app.crash(RuntimeError("materializer crashed")), self.loop)
+
+    async def on_stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)

@@ -1,0 +1,57 @@
+"""``storee streams``: ensure the catalog's topics, then run the stream-processing worker.
+
+The worker is the Faust app of :mod:`streams.app` (splitter, batcher, expiry timer, materializer);
+``faust -A streams.app worker`` runs the same thing without the topic check. SIGTERM and SIGINT stop it
+cleanly: agents finish their current records, offsets are committed, the materializer's consumer
+leaves its group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ops.kafka import admin_client
+from ops.topics import ensure_topics
+from streams.settings import StreamSettings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "streams",
+        help="run the stream processors (split, batch, expire, materialize the job view)",
+        description="Ensure the topic catalog exists, then run the Faust worker with the splitter, batcher "
+        "and materializer. Configured by the environment: KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, "
+        "TOPIC_PREFIX, POOLS, BATCH_SIZE, BATCH_TIMEOUT, TASK_TTL, MAX_SCENES, STREAMS_METRICS_PORT, ...",
+    )
+    parser.add_argument("--skip-topics", action="store_true", help="do not create missing catalog topics")
+    parser.add_argument("--loglevel", default="info", help="Faust worker log level (default: info)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = StreamSettings.from_env()
+    if not args.skip_topics:
+        report = ensure_topics(admin_client(settings.bootstrap_servers), settings.catalog)
+        for drift in report.drift:
+            log.warning("topic drift: %s", drift)
+        log.info("topics created=%d matched=%d", len(report.created), len(report.matched))
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        from streams.app import metrics
+
+        start_http_server(settings.metrics_port, registry=metrics.registry)
+        log.info("metrics on port=%d", settings.metrics_port)
+    import faust
+
+    from streams.app import app
+
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

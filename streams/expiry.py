@@ -1,0 +1,39 @@
+"""Expiry (seed 001): a task not started before its deadline gets TaskExpired (pure, no I/O).
+
+The splitter gives every task ``deadline = submitted_at + TASK_TTL``. The batcher expires tasks still
+waiting in an open batch (after a long outage, say) and never ships one past its deadline; a batch
+carries the earliest deadline of its tasks, and GPU consumers honour it for the tasks they hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from schemas.events import TaskExpired, TaskRequested
+from streams.batching import Pending
+from streams.event_ids import derived_event_id
+
+
+def is_expired(task: TaskRequested, now: int) -> bool:
+    return task.deadline is not None and now >= task.deadline
+
+
+def expire(pending: Pending, now: int) -> tuple[Pending, list[TaskRequested]]:
+    """Remove the open tasks whose deadline has passed; return them."""
+    gone = [p.task for p in pending.tasks if is_expired(p.task, now)]
+    if not gone:
+        return pending, []
+    kept = tuple(p for p in pending.tasks if not is_expired(p.task, now))
+    return replace(pending, tasks=kept), gone
+
+
+def task_expired(task: TaskRequested, now: int) -> TaskExpired:
+    """The TaskExpired for ``task``; its id depends only on the task, so a re-emission is a duplicate."""
+    return TaskExpired(
+        event_id=derived_event_id("TaskExpired", task.task_id, task.attempt),
+        event_time=now,
+        sequence=task.sequence + 1,
+        story_id=task.story_id,
+        task_id=task.task_id,
+        deadline=task.deadline if task.deadline is not None else now,
+    )

@@ -1,0 +1,100 @@
+"""Settings of the stream processors, read once from the environment in the entry point.
+
+Batching knobs follow seed 000 (``BATCH_SIZE``, ``BATCH_TIMEOUT`` of 5 s) and seed 002 (optional caps
+on a batch's estimated cost and GPU time); ``TASK_TTL`` is the deadline to *start* a task (seed 001).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.config import ConnectionSettings, Env
+from ops.exceptions import ConfigError
+from schemas.topics import DEFAULT_POOL, TopicCatalog
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Everything ``streams/`` needs; built once by :meth:`from_env` and passed down."""
+
+    connection: ConnectionSettings
+    bootstrap_servers: str
+    mongodb_url: str
+    app_id: str
+    pools: tuple[str, ...]
+    batch_size: int
+    batch_timeout_s: float
+    batch_max_cost: float  # 0 disables the cap
+    batch_max_gpu_seconds: float  # 0 disables the cap
+    gpu_seconds_per_unit: float  # estimated GPU seconds per (megapixel x frame x step)
+    cost_per_gpu_second: float
+    task_ttl_s: float
+    max_scenes: int
+    scene_max_chars: int
+    tasks_partitions: int  # partitions of tasks.requested; the batcher's changelog must match it
+    tick_s: float
+    materializer_enabled: bool
+    materializer_group: str
+    view_flush_max: int
+    view_flush_s: float
+    metrics_port: int  # 0 disables the Prometheus endpoint
+    session_timeout_s: float  # how soon a crashed worker's partitions move to another worker
+    datadir: str  # Faust's working directory (the tables use the memory store; this holds little)
+
+    @property
+    def catalog(self) -> TopicCatalog:
+        return TopicCatalog.build(prefix=self.connection.topic_prefix, pools=self.pools)
+
+    @property
+    def mongodb_database(self) -> str:
+        return self.connection.mongodb_database
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> StreamSettings:
+        env = env or Env()
+        connection = ConnectionSettings.from_env(env)
+        pools = tuple(p.strip() for p in env.str("POOLS", DEFAULT_POOL).split(",") if p.strip())
+        if not pools:
+            raise ConfigError("POOLS must name at least one pool")
+        bootstrap = connection.kafka_bootstrap_servers or _local("kafka")
+        mongodb_url = str(connection.mongodb_url) if connection.mongodb_url else _local("mongodb")
+        app_id = env.str("STREAMS_APP_ID", f"{connection.topic_prefix}streams")
+        timeout = env.float("BATCH_TIMEOUT", 5.0, minimum=0.01)
+        return cls(
+            connection=connection,
+            bootstrap_servers=bootstrap,
+            mongodb_url=mongodb_url,
+            app_id=app_id,
+            pools=pools,
+            batch_size=env.int("BATCH_SIZE", 8, minimum=1, maximum=1024),
+            batch_timeout_s=timeout,
+            batch_max_cost=env.float("BATCH_MAX_COST", 0.0, minimum=0.0),
+            batch_max_gpu_seconds=env.float("BATCH_MAX_GPU_SECONDS", 0.0, minimum=0.0),
+            gpu_seconds_per_unit=env.float("GPU_SECONDS_PER_UNIT", 0.0005, minimum=0.0),
+            cost_per_gpu_second=env.float("COST_PER_GPU_SECOND", 0.001, minimum=0.0),
+            task_ttl_s=env.float("TASK_TTL", 300.0, minimum=0.1),
+            max_scenes=env.int("MAX_SCENES", 64, minimum=1, maximum=10_000),
+            scene_max_chars=env.int("SCENE_MAX_CHARS", 400, minimum=20),
+            tasks_partitions=env.int("TASKS_PARTITIONS", 12, minimum=1),
+            # Partial batches leave within BATCH_TIMEOUT + one tick; a tenth of the timeout, at most 50 ms.
+            tick_s=env.float("BATCH_TICK", min(0.05, timeout / 10), minimum=0.005),
+            materializer_enabled=env.bool("STREAMS_MATERIALIZER", True),
+            materializer_group=env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
+            view_flush_max=env.int("VIEW_FLUSH_MAX", 2000, minimum=1),
+            view_flush_s=env.float("VIEW_FLUSH_INTERVAL", 0.2, minimum=0.001),
+            metrics_port=env.int("STREAMS_METRICS_PORT", 0, minimum=0, maximum=65535),
+            session_timeout_s=env.float("STREAMS_SESSION_TIMEOUT", 30.0, minimum=6.0),
+            datadir=env.str("STREAMS_DATADIR", str(_home(env) / "streams" / app_id)),
+        )
+
+
+def _home(env: Env) -> Path:
+    return Path(env.str("STOREE_HOME", str(Path.home() / ".storee"))).expanduser()
+
+
+def _local(what: str) -> str:
+    # Only when no server is named: ops.stack reads the local stack's state.
+    from ops.stack import local_bootstrap_servers, local_mongodb_url
+
+    return local_bootstrap_servers() if what == "kafka" else local_mongodb_url()

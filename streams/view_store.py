@@ -1,0 +1,113 @@
+"""The job view in MongoDB: load a story's documents, write changed ones with a revision check.
+
+Writes are bulk and unordered: new documents are inserted, changed ones updated with a filter on the
+``_rev`` they were read with (a hash of their content), so two materializers that touch one story at
+once (a batch topic's partition and a task.events partition owned by different workers) never
+overwrite each other's work: the loser sees a conflict, reloads and reapplies its events. Only
+``$set`` and plain inserts are used, which FerretDB 1.24 on SQLite supports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from schemas.view import STORIES, TASKS
+from streams.view import Doc
+
+log = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The stored documents of some stories: story docs by id, task docs by story id then task id."""
+
+    stories: dict[str, Doc]
+    tasks: dict[str, dict[str, Doc]]
+
+
+def revision(doc: Doc) -> str:
+    """A hash of a document's content (without ``_rev``), so equal content means equal revision."""
+    body = {k: v for k, v in doc.items() if k != "_rev"}
+    return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class JobViewStore:
+    def __init__(self, database: Database) -> None:
+        self.stories: Collection = database[STORIES]
+        self.tasks: Collection = database[TASKS]
+
+    def ensure_indexes(self) -> None:
+        """The indexes behind the gateway's queries; creating existing ones is harmless."""
+        self.stories.create_index([("account_id", ASCENDING), ("submitted_at", DESCENDING)])
+        self.stories.create_index([("status", ASCENDING)])
+        self.tasks.create_index([("story_id", ASCENDING)])
+        self.tasks.create_index(
+            [("pool", ASCENDING), ("tier", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]
+        )
+
+    def load(self, story_ids: Sequence[str]) -> Loaded:
+        ids = list(story_ids)
+        stories = {doc["_id"]: doc for doc in self.stories.find({"_id": {"$in": ids}})}
+        tasks: dict[str, dict[str, Doc]] = {story_id: {} for story_id in ids}
+        for doc in self.tasks.find({"story_id": {"$in": ids}}):
+            tasks.setdefault(doc["story_id"], {})[doc["_id"]] = doc
+        return Loaded(stories, tasks)
+
+    def write(
+        self, stories: Iterable[tuple[Doc | None, Doc]], tasks: Iterable[tuple[Doc | None, Doc]]
+    ) -> set[str]:
+        """Write ``(old, new)`` pairs whose content changed; return the story ids that hit a conflict."""
+        conflicts: set[str] = set()
+        for collection, pairs, story_of in (
+            (self.tasks, list(tasks), lambda doc: doc["story_id"]),
+            (self.stories, list(stories), lambda doc: doc["_id"]),
+        ):
+            conflicts |= self._write(collection, pairs, story_of)
+        return conflicts
+
+    def _write(self, collection: Collection, pairs: list[tuple[Doc | None, Doc]], story_of) -> set[str]:  # type: ignore[no-untyped-def]
+        ops: list[InsertOne[Doc] | UpdateOne] = []
+        written: dict[str, Doc] = {}
+        for old, new in pairs:
+            new["_rev"] = revision(new)
+            if old is not None and old.get("_rev") == new["_rev"]:
+                continue  # unchanged: a replay or a duplicate costs no write
+            if old is None:
+                ops.append(InsertOne(new))
+            else:
+                body = {k: v for k, v in new.items() if k != "_id"}
+                ops.append(UpdateOne({"_id": new["_id"], "_rev": old.get("_rev")}, {"$set": body}))
+            written[new["_id"]] = new
+        if not ops:
+            return set()
+        expected_updates = sum(isinstance(op, UpdateOne) for op in ops)
+        try:
+            result = collection.bulk_write(ops, ordered=False)
+            matched = result.matched_count
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise
+            matched = exc.details.get("nMatched", 0)
+            expected_updates += len(errors)  # so the check below looks for every loser
+        if matched >= expected_updates:
+            return set()
+        # Someone else wrote some of these documents: find which by their revision.
+        stored = {
+            doc["_id"]: doc.get("_rev")
+            for doc in collection.find({"_id": {"$in": list(written)}}, {"_rev": 1})
+        }
+        lost = {story_of(doc) for doc_id, doc in written.items() if stored.get(doc_id) != doc["_rev"]}
+        log.info("view write conflict collection=%s stories=%s", collection.name, sorted(lost))
+        return lost
