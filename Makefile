@@ -1,4 +1,5 @@
-# The README's two commands: `make run` (the main job) and `make test` (every test). Each does its own
+# The README's two commands: `make run` (the main job: render the sample stories end to end and stop)
+# and `make test` (every test). Each does its own
 # set-up from nothing: a virtualenv in .venv, the package and its test extras, and (through the test
 # fixtures or `storee stack up`) a real Kafka broker and a real MongoDB-wire server on loopback.
 SHELL := /bin/bash
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: install
-	$(BIN)/storee stack up
+	$(BIN)/storee demo
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -159,7 +159,7 @@ class Supervisor:
         raise KeyError(name)
 
     def _emit(self, child: _Child, kind: str, detail: str) -> None:
-        level = logging.WARNING if kind == "exited" else logging.INFO
+        level = logging.WARNING if kind == "exited" else logging.DEBUG
         log.log(level, "child=%s %s: %s", child.spec.name, kind, detail)
         self._on_event(ChildEvent(child.spec.name, kind, detail))
 

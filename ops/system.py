@@ -169,6 +169,7 @@ def isolated_environment(root: Path, unique: str, port: int) -> dict[str, str]:
         "PORT": str(port),
         "OUTPUT_DIR": str(root / "outputs"),
         "STOREE_MODEL_CACHE": str(root / "models"),
+        "STREAMS_DATADIR": str(root / "streams"),
         "HF_HUB_OFFLINE": "1",
         "METRICS_PORT": "0",
     }

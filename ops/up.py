@@ -71,7 +71,8 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ops.demo.run import run_demo, summary_table
 
-    console = Console()
+    # Piped into a log (as in CI), rich would fold the table into 80 columns.
+    console = Console() if Console().is_terminal else Console(width=140)
     stop = _stop_on_signals()
     system = default_system(on_event=_reporter(console))
     started = time.monotonic()

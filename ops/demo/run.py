@@ -146,9 +146,17 @@ def summary_table(runs: list[Run]) -> Table:
         table.add_column(column, overflow="fold")
     for run in runs:
         wall = f"{run.finished - run.submitted:.1f}s" if run.finished else "-"
-        files = "\n".join(str(path) for path in run.files) or "-"
+        files = "\n".join(_shown(path) for path in run.files) or "-"
         table.add_row(run.title, run.tier, f"{run.done}/{run.task_count}", run.status, wall, files)
     return table
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _auth(key: str) -> dict[str, str]:
