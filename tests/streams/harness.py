@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -54,6 +56,18 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+try:  # loaded here, not in the child: a child forked from a threaded process should do next to nothing
+    _LIBC: Any = ctypes.CDLL("libc.so.6")
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive a test run that was killed before its ``finally`` ran (Linux only)."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Worker:
     """A ``python -m streams`` subprocess with its own environment and log file."""
 
@@ -67,6 +81,7 @@ class Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "--skip-topics", "--loglevel", "warning"],
                 env=self.env, cwd=self.log_path.parent, stdout=log_file, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )  # fmt: skip
         return self
 
@@ -157,6 +172,23 @@ class TopicReader:
             self.records.append(raise_for_error(message))
         return self.records
 
+    def read_to_end(self, timeout: float = 60) -> list[Any]:
+        """Poll until this reader has consumed up to the current end of every partition it reads."""
+        deadline = time.monotonic() + timeout
+        ends: dict[tuple[str, int], int] | None = None
+        while True:
+            self.poll(0.2)
+            assignment = self.consumer.assignment()
+            if assignment:
+                if ends is None:
+                    ends = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, timeout=10)[1]
+                            for tp in assignment}  # fmt: skip
+                positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(assignment)}
+                if all(end == 0 or positions.get(key, -1) >= end for key, end in ends.items()):
+                    return self.records
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reader did not reach the end of its topics within {timeout:.0f}s")
+
     def events(self, cls: type[T]) -> list[T]:
         decoded = [CODEC.decode(record.value()) for record in self.records]
         return [event for event in decoded if isinstance(event, cls)]
@@ -165,12 +197,18 @@ class TopicReader:
         self.consumer.close()
 
 
+@functools.lru_cache(maxsize=4)
+def _admin(bootstrap: str) -> Any:
+    # One admin client for the run: creating and destroying one per poll made librdkafka's destroy hang.
+    return admin_client(bootstrap)
+
+
 def committed_offsets(
     bootstrap: str, group: str, partitions: list[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
     """A group's committed offsets, asked through the admin API (a consumer in the group could hang
     librdkafka's destroy while the group is active)."""
-    admin = admin_client(bootstrap)
+    admin = _admin(bootstrap)
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
     result = admin.list_consumer_group_offsets([request], request_timeout=10)[group].result(timeout=15)
     return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in result.topic_partitions}
@@ -178,7 +216,7 @@ def committed_offsets(
 
 def member_partitions(bootstrap: str, group: str, topic: str) -> list[set[int]]:
     """The partitions of ``topic`` each member of a consumer group holds (empty list while rebalancing)."""
-    admin = admin_client(bootstrap)
+    admin = _admin(bootstrap)
     description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
     if str(description.state) != "ConsumerGroupState.STABLE" and "STABLE" not in str(description.state):
         return []
