@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,42 @@ from ops.exceptions import ConfigError, StoreeError
 
 class ApiError(StoreeError):
     """The gateway refused a request or could not be reached."""
+
+
+# Watching a story polls; every request spends one unit of the key's limit (60 a minute by default).
+POLL_INTERVAL_S = 1.5
+RETRYABLE = frozenset({429, 503})
+
+
+def send_politely(
+    send: Callable[[], httpx.Response],
+    *,
+    max_wait_s: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> httpx.Response:
+    """Send a request that is safe to repeat; on 429 or 503 wait as ``Retry-After`` says and try again.
+
+    Gives up (returning the last answer) once the waits would exceed ``max_wait_s`` in total. Only for
+    reads: the gateway records nothing for a 429 or 503, but a caller submitting should decide itself.
+    """
+    waited = 0.0
+    while True:
+        response = send()
+        if response.status_code not in RETRYABLE:
+            return response
+        wait = _retry_after(response)
+        if waited + wait > max_wait_s:
+            return response
+        response.close()  # a streamed answer holds its connection until closed
+        sleep(wait)
+        waited += wait
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", "1")), 0.1), 60.0)
+    except ValueError:
+        return 1.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +115,10 @@ class StoreeClient:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = self._http.request(method, path, **kwargs)
+            if method == "GET":
+                response = send_politely(lambda: self._http.request(method, path, **kwargs))
+            else:
+                response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the gateway at {self._http.base_url}: {exc}") from exc
         _raise_for_error(response)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ops.client import ClientSettings, StoreeClient, story_body_from
+from ops.client import POLL_INTERVAL_S, ClientSettings, StoreeClient, story_body_from
 from schemas.view import TERMINAL_STORY_STATUSES
 
 TERMINAL = {status.value for status in TERMINAL_STORY_STATUSES}
@@ -120,7 +120,7 @@ def _follow(client: StoreeClient, story_id: str, console: Console) -> int:
             )
             if story["status"] in TERMINAL:
                 break
-            time.sleep(0.5)
+            time.sleep(POLL_INTERVAL_S)
     console.print(f"{story_id}: {story['status']}")
     return 0 if story["status"] == "completed" else 1
 

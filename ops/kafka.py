@@ -38,6 +38,10 @@ def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
         "enable.idempotence": True,
         "linger.ms": 5,
         "compression.type": "lz4",
+        # The Java client's (and aiokafka's, so Faust's) partitioner: every producer of a story's events,
+        # ours or another team's, puts them on the same partition number of equally sized topics, which
+        # keeps a story's tasks and its cancellation on one stream worker.
+        "partitioner": "murmur2_random",
         "message.timeout.ms": 30_000,
         "socket.keepalive.enable": True,
     }

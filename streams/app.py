@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import faust
 import mode
 from pymongo import MongoClient
 
@@ -29,10 +28,11 @@ from streams.batcher import Batcher
 from streams.batching import BatchPolicy
 from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
-from streams.outlet import FaustOutlet
+from streams.outlet import KafkaOutlet
 from streams.settings import StreamSettings
 from streams.splitter import Splitter
 from streams.splitting import SplitPolicy, plan_scenes
+from streams.transport import App
 from streams.view_store import JobViewStore
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ metrics = StreamMetrics()
 # Faust creates its data directory without parents; a fresh machine has none of them yet.
 Path(settings.datadir).mkdir(parents=True, exist_ok=True)
 
-app = faust.App(
+# streams.transport.App: Faust's own, except that seeking back to committed offsets never skips records.
+app = App(
     settings.app_id,
     broker=f"kafka://{settings.bootstrap_servers}",
     store="memory://",
@@ -61,6 +62,10 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
     producer_acks=-1,
+    # Without linger every record is its own produce request; a few milliseconds batch them (one socket
+    # write per partition instead of one per record) for a small share of the 50 ms latency budget.
+    producer_linger=settings.producer_linger_s,
+    producer_max_batch_size=256 * 1024,
     table_standby_replicas=0,
     stream_wait_empty=True,
     datadir=settings.datadir,
@@ -81,7 +86,10 @@ pending_table = app.Table(
 cancelled_table = app.Table(
     "batcher-cancelled", partitions=settings.tasks_partitions, key_type=bytes, value_type=bytes
 )
-outlet = FaustOutlet(_raw_topic)
+# Records the agents produce go through librdkafka; Faust flushes it before committing offsets.
+linger: dict[str, Any] = {"linger.ms": settings.producer_linger_s * 1000}
+outlet = KafkaOutlet(DurableProducer(settings.bootstrap_servers, **linger))
+app.flush_hooks.append(outlet.flush)
 split_policy = SplitPolicy(
     max_scenes=settings.max_scenes,
     scene_max_chars=settings.scene_max_chars,
@@ -152,6 +160,18 @@ def build_materializer() -> Materializer:
         flush_max=settings.view_flush_max,
         flush_s=settings.view_flush_s,
     )
+
+
+@app.service
+class OutletService(mode.Service):
+    """Serves the outlet's delivery reports from a thread; closing it flushes what is left."""
+
+    async def on_start(self) -> None:
+        outlet.start()
+
+    async def on_stop(self) -> None:
+        await outlet.flush()
+        await asyncio.to_thread(outlet.close)
 
 
 @app.service

@@ -11,6 +11,8 @@ Guarantee: every task lands in exactly one batch id, and none is lost:
   when Kafka acknowledged that write is the BatchReady sent, and only when the BatchReady is
   acknowledged does it leave the outbox. A crash in between re-sends the *same* batch (same batch id
   and event id) after recovery; GPU consumers and the job view treat it as a duplicate.
+* acknowledgements are written back to the changelog together: with the key's next write, or by the
+  timer (one write per key per tick, not one per batch). A crash before that re-sends those batches too.
 
 Faust's exactly_once mode is not used (DESIGN.md, "Guarantees"). StoryCancelled records on task.events
 drop a story's open tasks; tasks past their deadline get TaskExpired; tasks for a pool this deployment
@@ -69,6 +71,7 @@ class Batcher:
         self._cache: dict[bytes, tuple[bytes, Pending]] = {}
         self._in_flight: set[str] = set()  # batch ids being written or sent right now
         self._last_write: dict[bytes, Any] = {}  # key -> future of its latest changelog write
+        self._acked: dict[bytes, set[str]] = {}  # key -> batch ids Kafka acknowledged, not yet stored
         self._cancelled_fingerprint = codec.registry.current(StoryCancelled.schema_name).fingerprint
         self._events_in = metrics.events_in.labels(AGENT)
 
@@ -103,7 +106,7 @@ class Batcher:
                 self._expire([task], now)
                 continue
             key = entry_key(message.partition, signature(task)).encode()
-            current = touched[key][1] if key in touched else self._load(key)
+            current = touched[key][1] if key in touched else self._load_acked(key)
             opened = current.opened_at
             current, batches = add(current, task, offset=message.offset, now=now, policy=self.policy)
             touched[key] = (message.partition, current)
@@ -124,13 +127,14 @@ class Batcher:
             partition, sig = parse_key(key.decode())
             if partition not in active_partitions:
                 continue  # another worker's partition (or one being recovered)
-            state = self._load(key)
+            acked = bool(self._acked.get(key))
+            state = self._load_acked(key)
             state, gone = expire(state, now)
             if gone:
                 self._expire(gone, now)
             opened = state.opened_at
             state, batches = due(state, now=now, policy=self.policy)
-            if gone or batches:
+            if gone or batches or acked:
                 self._store(key, partition, state)
             for batch in batches:
                 self._ship(key, partition, batch, "timeout", now - (opened or now))
@@ -145,6 +149,7 @@ class Batcher:
         for key in [k for k in self._cache if parse_key(k.decode())[0] in partitions]:
             del self._cache[key]
             self._last_write.pop(key, None)
+            self._acked.pop(key, None)
 
     # -- state ---------------------------------------------------------------------------------
     def _load(self, key: bytes) -> Pending:
@@ -155,6 +160,13 @@ class Batcher:
         state = decode_pending(raw, self.codec)
         if raw is not None:
             self._cache[key] = (raw, state)
+        return state
+
+    def _load_acked(self, key: bytes) -> Pending:
+        """The key's state without the batches Kafka acknowledged since it was last stored."""
+        state = self._load(key)
+        for batch_id in self._acked.pop(key, ()):
+            state = confirm(state, batch_id)
         return state
 
     def _store(self, key: bytes, partition: int, state: Pending) -> None:
@@ -192,9 +204,7 @@ class Batcher:
             log.warning("sending batch_id=%s failed; the timer retries it", batch.batch_id)
             return
         log.debug("batch_id=%s tasks=%d delivered", batch.batch_id, len(batch.tasks))
-        state = self._load(key)
-        if any(b.batch_id == batch.batch_id for b in state.outbox):
-            self._store(key, partition, confirm(state, batch.batch_id))
+        self._acked.setdefault(key, set()).add(batch.batch_id)  # stored with the key's next write
 
     # -- side events ---------------------------------------------------------------------------
     def _maybe_cancel(self, message: Any, touched: dict[bytes, tuple[int, Pending]]) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ops.client import POLL_INTERVAL_S, send_politely
 from ops.exceptions import StoreeError
 from ops.system import System
 from schemas.records import Tier
@@ -104,38 +105,48 @@ def _follow(
                     f"stories not finished within {timeout:.0f}s: "
                     + ", ".join(r.title for r in runs if r.finished is None)
                 )
-            for run in runs:
-                if run.finished is not None:
-                    continue
-                body = http.get(f"/v1/stories/{run.story_id}", headers=_auth(keys[run.tier]))
-                if body.status_code == 404:
-                    continue  # not in the job view yet
-                body.raise_for_status()
-                story = body.json()
-                run.status = story["status"]
-                run.task_count = story.get("task_count") or 0
-                run.done = sum(1 for task in story.get("tasks", []) if task["status"] == "completed")
-                progress.update(
-                    bars[run.story_id], total=run.task_count or None, completed=run.done, status=run.status
+            # One list request per account per tick keeps well inside the key's rate limit.
+            for tier in sorted({run.tier for run in runs if run.finished is None}):
+                answer = send_politely(
+                    lambda tier=tier: http.get(
+                        "/v1/stories", params={"limit": 100}, headers=_auth(keys[tier])
+                    )  # type: ignore[misc]
                 )
-                if run.status in TERMINAL:
-                    run.finished = time.monotonic()
-            time.sleep(0.5)
+                answer.raise_for_status()
+                listed = {story["story_id"]: story for story in answer.json()["stories"]}
+                for run in runs:
+                    story = listed.get(run.story_id)
+                    if run.tier != tier or run.finished is not None or story is None:
+                        continue  # not in the job view yet
+                    run.status = story["status"]
+                    run.task_count = story.get("task_count") or 0
+                    run.done = (story.get("counts") or {}).get("completed", 0)
+                    bar = bars[run.story_id]
+                    progress.update(bar, total=run.task_count or None, completed=run.done, status=run.status)
+                    if run.status in TERMINAL:
+                        run.finished = time.monotonic()
+            time.sleep(POLL_INTERVAL_S)
 
 
 def _download(http: httpx.Client, run: Run, key: str, output_dir: Path) -> list[Path]:
-    story = http.get(f"/v1/stories/{run.story_id}", headers=_auth(key)).json()
+    answer = send_politely(lambda: http.get(f"/v1/stories/{run.story_id}", headers=_auth(key)))
+    answer.raise_for_status()
+    story = answer.json()
     files = []
     for output in sorted(story.get("outputs", []), key=lambda o: o.get("scene_index") or 0):
         if not output.get("url"):
             continue
         target = output_dir / run.sample / f"scene-{output['scene_index']:02d}.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)
-        with http.stream("GET", output["url"], headers=_auth(key)) as response:
+        request = http.build_request("GET", output["url"], headers=_auth(key))
+        response = send_politely(lambda request=request: http.send(request, stream=True))  # type: ignore[misc]
+        try:
             response.raise_for_status()
             with open(target, "wb") as handle:
                 for chunk in response.iter_bytes():
                     handle.write(chunk)
+        finally:
+            response.close()
         files.append(target)
     return files
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,11 +20,12 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from ops.kafka import DurableProducer, admin_client, make_consumer, raise_for_error
 from ops.topics import ensure_topics
 from schemas.codec import Codec
-from schemas.events import Event
 from schemas.topics import TopicCatalog
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+# Worker logs are kept per test; STOREE_TEST_WORKER_LOGLEVEL=info shows Faust's rebalances and recovery.
+LOGLEVEL = os.environ.get("STOREE_TEST_WORKER_LOGLEVEL", "warning")
 CODEC = Codec()
 
 
@@ -44,7 +45,7 @@ def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
                 future.result(timeout=30)
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -79,7 +80,7 @@ class Worker:
     def start(self) -> Worker:
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "--skip-topics", "--loglevel", "warning"],
+                [sys.executable, "-m", "streams", "--skip-topics", "--loglevel", LOGLEVEL],
                 env=self.env, cwd=self.log_path.parent, stdout=log_file, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )  # fmt: skip
@@ -136,7 +137,7 @@ def running(*workers: Worker) -> Iterator[None]:
             worker.stop()
 
 
-def produce(bootstrap: str, topic: str, events: list[Event], key: Callable[[Event], str]) -> None:
+def produce(bootstrap: str, topic: str, events: Sequence[Any], key: Callable[[Any], str]) -> None:
     producer = DurableProducer(bootstrap)
     for event in events:
         producer.produce(topic, CODEC.encode(event), key=key(event).encode())
@@ -144,7 +145,7 @@ def produce(bootstrap: str, topic: str, events: list[Event], key: Callable[[Even
     producer.close()
 
 
-def produce_to_partitions(bootstrap: str, topic: str, events: list[Event]) -> None:
+def produce_to_partitions(bootstrap: str, topic: str, events: Sequence[Any]) -> None:
     """Produce event ``i`` to partition ``i`` (keyed by its story id, as the catalog says)."""
     producer = DurableProducer(bootstrap)
     for partition, event in enumerate(events):

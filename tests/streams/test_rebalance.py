@@ -45,11 +45,14 @@ def test_every_partition_is_consumed_again_after_each_rebalance(kafka_bootstrap,
         produce_to_partitions(kafka_bootstrap, catalog.tasks_requested, tasks)
         wanted = {t.task_id for t in tasks}
 
-        def all_batched() -> bool:
+        def missing() -> set[str]:
             reader.poll()
-            return wanted <= {t.task_id for b in reader.events(BatchReady) for t in b.tasks}
+            return wanted - {t.task_id for b in reader.events(BatchReady) for t in b.tasks}
 
-        wait_for(all_batched, 90, f"{name}: a batch from every partition; log: {worker.log_tail()}")
+        try:
+            wait_for(lambda: not missing(), 90, f"{name}: a batch from every partition")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; missing {sorted(missing())}; log: {worker.log_tail()}") from None
 
     try:
         first.start()

@@ -28,7 +28,8 @@ def count_scenes(submitted) -> int:
 
 def reduce_in_flushes(facts, flushes: list[int]):
     """Apply facts in consecutive flushes, as the materializer does, carrying documents between them."""
-    story_doc, task_docs, emitted = None, {}, []
+    story_doc, emitted = None, []
+    task_docs: dict = {}
     start = 0
     for end in [*flushes, len(facts)]:
         view = reduce_story("s1", story_doc, task_docs, facts[start:end], count_scenes=count_scenes)
