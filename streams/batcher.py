@@ -95,7 +95,7 @@ class Batcher:
                 continue
             if task.model not in self.catalog.pools:
                 unknown = UnknownPool(
-                    f"pool {task.model!r} is not served here; POOLS={list(self.catalog.pools)}"
+                    f"pool {task.model!r} is not served here; GPU_POOLS={list(self.catalog.pools)}"
                 )
                 self._fail(task, unknown)
                 self._dead_letter(message, unknown)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the stream processors (split, batch, expire, materialize the job view)",
         description="Ensure the topic catalog exists, then run the Faust worker with the splitter, batcher "
         "and materializer. Configured by the environment: KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, "
-        "TOPIC_PREFIX, POOLS, BATCH_SIZE, BATCH_TIMEOUT, TASK_TTL, MAX_SCENES, STREAMS_METRICS_PORT, ...",
+        "TOPIC_PREFIX, GPU_POOLS, BATCH_SIZE, BATCH_TIMEOUT, TASK_TTL, MAX_SCENES, STREAMS_METRICS_PORT, ...",
     )
     parser.add_argument("--skip-topics", action="store_true", help="do not create missing catalog topics")
     parser.add_argument("--loglevel", default="info", help="Faust worker log level (default: info)")

@@ -16,7 +16,7 @@ class EmptyStory(StreamsError):
 
 
 class UnknownPool(StreamsError):
-    """A task names a model pool this deployment does not serve (see POOLS)."""
+    """A task names a model pool this deployment does not serve (see GPU_POOLS)."""
 
 
 class UnexpectedEvent(StreamsError):

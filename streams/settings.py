@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.config import ConnectionSettings, Env
-from ops.exceptions import ConfigError
-from schemas.topics import DEFAULT_POOL, TopicCatalog
+from ops.config import ConnectionSettings, Env, pool_names
+from schemas.topics import TopicCatalog
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,7 @@ class StreamSettings:
     def from_env(cls, env: Env | None = None) -> StreamSettings:
         env = env or Env()
         connection = ConnectionSettings.from_env(env)
-        pools = tuple(p.strip() for p in env.str("POOLS", DEFAULT_POOL).split(",") if p.strip())
-        if not pools:
-            raise ConfigError("POOLS must name at least one pool")
+        pools = pool_names(env)  # GPU_POOLS / GPU_POOLS_FILE, as the gateway and GPU consumers read them
         bootstrap = connection.kafka_bootstrap_servers or _local("kafka")
         mongodb_url = str(connection.mongodb_url) if connection.mongodb_url else _local("mongodb")
         app_id = env.str("STREAMS_APP_ID", f"{connection.topic_prefix}streams")
