@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from streams.outlet import KafkaOutlet
 from streams.settings import StreamSettings
 from streams.splitter import Splitter
 from streams.splitting import SplitPolicy, plan_scenes
+from streams.stalls import Remedy, StallWatch
 from streams.transport import App
 from streams.view_store import JobViewStore
 
@@ -139,6 +141,43 @@ async def batcher(stream: Any) -> None:
 @app.timer(settings.tick_s)
 async def batch_timer() -> None:
     batcher_shell.tick()
+
+
+stall_watch: StallWatch[Any] = StallWatch(timeout_s=settings.stall_timeout_s)
+
+
+class StalledPartition(RuntimeError):
+    """A partition kept records waiting after being sought back to its committed offset."""
+
+
+@app.timer(max(1.0, settings.stall_timeout_s / 6))
+async def stall_watchdog() -> None:
+    """Nudge, then restart, a worker that stopped reading a partition (see streams.stalls)."""
+    if settings.stall_timeout_s <= 0:
+        return
+    if app.rebalancing or app.in_recovery:
+        stall_watch.reset()
+        return
+    sources = {catalog.stories_submitted, catalog.tasks_requested, catalog.task_events}
+    tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in sources]
+    if not tps:
+        return
+    consumer: Any = app.consumer
+    ends = await consumer.highwaters(*tps)
+    committed = {tp: consumer._committed_offset.get(tp) or 0 for tp in tps}  # Faust keeps no public copy
+    offsets = {tp: (committed[tp], ends[tp]) for tp in tps if tp in ends}
+    for tp, remedy in stall_watch.observe(time.monotonic(), offsets).items():
+        name, waiting = f"{tp.topic}[{tp.partition}]", ends[tp] - committed[tp]
+        if remedy is Remedy.RESTART:
+            log.error("%s still stuck with %d records waiting: restarting the worker", name, waiting)
+            await app.crash(StalledPartition(f"{name} stopped being read"))
+            return
+        log.warning(
+            "%s has %d records waiting and has not moved for %.0fs: seeking it to its committed offset %d",
+            name, waiting, settings.stall_timeout_s, committed[tp],
+        )  # fmt: skip
+        consumer.resume_partitions({tp})
+        await consumer.seek(tp, committed[tp])
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types the receiver loosely

@@ -34,6 +34,7 @@ class StreamSettings:
     tasks_partitions: int  # partitions of tasks.requested; the batcher's changelog must match it
     tick_s: float
     producer_linger_s: float  # how long Faust's producer gathers records into one request
+    stall_timeout_s: float  # lag that does not move this long is nudged, then the worker restarts; 0: off
     materializer_enabled: bool
     materializer_group: str
     view_flush_max: int
@@ -78,6 +79,7 @@ class StreamSettings:
             # Partial batches leave within BATCH_TIMEOUT + one tick; a tenth of the timeout, at most 50 ms.
             tick_s=env.float("BATCH_TICK", min(0.05, timeout / 10), minimum=0.005),
             producer_linger_s=env.float("STREAMS_PRODUCER_LINGER_MS", 5.0, minimum=0.0, maximum=1e3) / 1e3,
+            stall_timeout_s=env.float("STREAMS_STALL_TIMEOUT", 60.0, minimum=0.0),
             materializer_enabled=env.bool("STREAMS_MATERIALIZER", True),
             materializer_group=env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
             view_flush_max=env.int("VIEW_FLUSH_MAX", 2000, minimum=1),
