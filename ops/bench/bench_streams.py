@@ -132,15 +132,15 @@ def plain_throughput(bootstrap: str, count: int) -> float:
             for message in consumer.consume(num_messages=1000, timeout=0.1):
                 if message.error():
                     continue
-                event = CODEC.decode(message.value())
+                event = CODEC.decode(message.value() or b"")
                 if isinstance(event, StorySubmitted):
                     for task in split(event, split_policy):
                         producer.produce(catalog.tasks_requested, CODEC.encode(task), key=message.key())
                 elif isinstance(event, TaskRequested):
-                    key = (message.partition(), batching.signature(event))
+                    key = (message.partition() or 0, batching.signature(event))
                     current = pending.get(key, batching.Pending())
                     state, closed = batching.add(
-                        current, event, offset=message.offset(), now=now_ms(), policy=policy
+                        current, event, offset=message.offset() or 0, now=now_ms(), policy=policy
                     )
                     pending[key] = batching.confirm(state, closed[0].batch_id) if closed else state
                     for batch in closed:
@@ -165,7 +165,8 @@ def latencies(bootstrap: str, mongo: str, samples: int, tmp: Path) -> tuple[list
     worker = Worker(env, tmp / f"{prefix}log")
     reader = TopicReader(bootstrap, [catalog.batches("default", "premium")], f"b-{prefix}")
     producer = DurableProducer(bootstrap, **{"linger.ms": 0})
-    full, partial = [], []
+    full: list[float] = []
+    partial: list[float] = []
     try:
         worker.start()
         wait_for(
@@ -187,7 +188,8 @@ def latencies(bootstrap: str, mongo: str, samples: int, tmp: Path) -> tuple[list
             def out(story_id: str = story.story_id) -> int | None:
                 reader.poll(0.05)
                 for record in reader.records:
-                    if CODEC.decode(record.value()).tasks[0].story_id == story_id:
+                    batch = CODEC.decode(record.value())
+                    if isinstance(batch, BatchReady) and batch.tasks[0].story_id == story_id:
                         return record.timestamp()[1]
                 return None
 
