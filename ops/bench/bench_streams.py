@@ -47,9 +47,9 @@ from tests.streams.harness import (
     end_offsets,
     ensure_catalog,
     member_partitions,
-    wait_for,
     worker_env,
 )
+from tests.waiting import wait_for
 
 CODEC = Codec()
 SCENES = 8

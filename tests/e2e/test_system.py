@@ -16,7 +16,8 @@ from schemas.codec import Codec
 from schemas.events import BatchReady, StoryCompleted, StorySubmitted
 from schemas.ids import new_event_id, now_ms
 from schemas.records import GenerationParams, Scene, TaskType, Tier
-from tests.e2e.conftest import RunningSystem, wait_for
+from tests.e2e.conftest import RunningSystem
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,22 +22,11 @@ from schemas.events import BatchReady, Event
 from schemas.ids import batch_id, new_event_id, task_id
 from schemas.records import BatchTask, GenerationParams, TaskType, Tier
 from schemas.topics import TopicCatalog
+from tests.waiting import wait_for
 
 POOL = "tiny"
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def params(**overrides: object) -> GenerationParams:

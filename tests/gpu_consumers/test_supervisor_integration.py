@@ -18,7 +18,8 @@ from schemas.dlq import DeadLetter
 from schemas.events import TaskCompleted
 from schemas.records import Tier
 from schemas.topics import TopicCatalog
-from tests.gpu_consumers.helpers import POOL, REPO, EventReader, group_members, make_batch, publish, wait_for
+from tests.gpu_consumers.helpers import POOL, REPO, EventReader, group_members, make_batch, publish
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -45,18 +45,6 @@ def delete_prefixed_topics(bootstrap: str, prefix: str) -> None:
                 future.result(timeout=30)
 
 
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 try:  # loaded here, not in the child: a child forked from a threaded process should do next to nothing
     _LIBC: Any = ctypes.CDLL("libc.so.6")
 except OSError:

@@ -32,9 +32,9 @@ from tests.streams.harness import (
     ensure_catalog,
     produce,
     produce_raw,
-    wait_for,
     worker_env,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

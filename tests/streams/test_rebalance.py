@@ -17,9 +17,9 @@ from tests.streams.harness import (
     ensure_catalog,
     member_partitions,
     produce_to_partitions,
-    wait_for,
     worker_env,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,9 +19,9 @@ from tests.streams.harness import (
     delete_prefixed_topics,
     ensure_catalog,
     produce,
-    wait_for,
     worker_env,
 )
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
