@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from ops.exceptions import StackError
+from ops.stack.ferretdb_patches import apply_patches, patch_tag
 from ops.stack.process import ManagedProcess, port_in_use, require_tool, wait_until
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,10 @@ def build_ferretdb(cache_dir: Path, version: str) -> Path:
 
     The module proxy serves the module source but not ``go install``'s version listing, and the
     published module lacks the generated ``build/version/version.txt``; so the source is copied to a
-    writable directory, the version file written, and the command built there.
+    writable directory, the version file written, our fixes applied (:mod:`ops.stack.ferretdb_patches`)
+    and the command built there.
     """
-    binary = cache_dir / f"ferretdb-{version}" / "ferretdb"
+    binary = cache_dir / f"ferretdb-{version}{patch_tag(version)}" / "ferretdb"
     if binary.exists():
         return binary
     go = require_tool("go", "build FerretDB, the local MongoDB-wire server (install the Go toolchain)")
@@ -40,6 +42,8 @@ def build_ferretdb(cache_dir: Path, version: str) -> Path:
     for path in [source, *source.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     (source / "build" / "version" / "version.txt").write_text(version + "\n")
+    if patched := apply_patches(source, version):
+        log.info("applied %d fixes to the FerretDB %s source", patched, version)
     partial = binary.with_name("ferretdb.partial")
     _run([go, "build", "-trimpath", "-o", str(partial), "./cmd/ferretdb"], "build FerretDB", cwd=source)
     partial.rename(binary)
