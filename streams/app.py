@@ -198,6 +198,7 @@ def build_materializer() -> Materializer:
         count_scenes=lambda story: len(plan_scenes(story, split_policy)),
         flush_max=settings.view_flush_max,
         flush_s=settings.view_flush_s,
+        cache_stories=settings.view_cache_stories,
     )
 
 

@@ -10,6 +10,9 @@ the DLQ), reduce each story's events into its documents (:mod:`streams.view`; or
 matter), produce the StoryCompleted events that became due and wait for Kafka's acknowledgement, write
 the documents, then commit the offsets. A crash anywhere replays the flush into the same documents; a
 StoryCompleted may be re-sent with the same event id, never lost.
+
+A story's documents are read from MongoDB only when this materializer does not remember writing them
+(:mod:`streams.view_cache`); a busy story is then written every flush but read once.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from schemas.topics import TopicCatalog
 from streams.dead_letters import letter_for
 from streams.exceptions import ViewConflict
 from streams.metrics import StreamMetrics
-from streams.view import Fact, SceneCounter, StoryView, expand, reduce_story, story_id_of
+from streams.view import Doc, Fact, SceneCounter, StoryView, expand, reduce_story, story_id_of, task_id_of
+from streams.view_cache import ViewCache
 from streams.view_store import JobViewStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ class Materializer:
         count_scenes: SceneCounter,
         flush_max: int = 2000,
         flush_s: float = 0.2,
+        cache_stories: int = 2000,
     ) -> None:
         self.consumer_factory = consumer_factory
         self.catalog = catalog
@@ -69,6 +74,7 @@ class Materializer:
         self.flush_max = flush_max
         self.flush_s = flush_s
         self._events_in = metrics.events_in.labels(AGENT)
+        self.cache = ViewCache(cache_stories)
 
     def run(self, stop: threading.Event) -> None:
         """Consume, materialize and commit until ``stop`` is set."""
@@ -110,39 +116,57 @@ class Materializer:
                 continue
             for fact in expand(event):
                 facts[story_id_of(fact)].append(fact)
-        pending = dict(facts)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            if not pending:
-                break
-            conflicted = self._apply(pending)
-            pending = {story_id: pending[story_id] for story_id in conflicted}
-        else:
-            if pending:
-                raise ViewConflict(f"stories {sorted(pending)[:5]} kept conflicting with another writer")
+        self.materialize(facts)
         if self.producer.flush(30):
             raise KafkaUnavailable("dead letters were not acknowledged within 30s")
 
+    def materialize(self, facts: dict[str, list[Fact]]) -> None:
+        """Apply each story's facts to its documents and write them, again on a conflict."""
+        pending = dict(facts)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if not pending:
+                return
+            conflicted = self._apply(pending)
+            pending = {story_id: pending[story_id] for story_id in conflicted}
+        if pending:
+            raise ViewConflict(f"stories {sorted(pending)[:5]} kept conflicting with another writer")
+
     def _apply(self, facts: dict[str, list[Fact]]) -> set[str]:
-        loaded = self.store.load(list(facts))
+        cached, missing = self.cache.take(facts)
+        self.metrics.view_reads.labels("cache").inc(len(cached))
+        self.metrics.view_reads.labels("store").inc(len(missing))
+        task_ids = {task_id for sid in missing for fact in facts[sid] if (task_id := task_id_of(fact))}
+        loaded = self.store.load(missing, task_ids)
+        old: dict[str, tuple[Doc | None, dict[str, Doc]]] = {
+            story_id: (entry.story, entry.tasks) for story_id, entry in cached.items()
+        }
+        for story_id in missing:
+            old[story_id] = (loaded.stories.get(story_id), loaded.tasks.get(story_id, {}))
         views: list[tuple[str, StoryView]] = []
         for story_id, story_facts in facts.items():
-            old_tasks = loaded.tasks.get(story_id, {})
-            view = reduce_story(
-                story_id, loaded.stories.get(story_id), old_tasks, story_facts, count_scenes=self.count_scenes
-            )
+            old_story, old_tasks = old[story_id]
+            view = reduce_story(story_id, old_story, old_tasks, story_facts, count_scenes=self.count_scenes)
             views.append((story_id, view))
         self._emit_completed([view for _, view in views if view.completed is not None])
         started = time.perf_counter()
-        conflicts = self.store.write(
-            stories=[(loaded.stories.get(story_id), view.story) for story_id, view in views],
-            tasks=[
-                (loaded.tasks.get(story_id, {}).get(task_id), doc)
-                for story_id, view in views
-                for task_id, doc in view.tasks.items()
-            ],
-        )
+        try:
+            conflicts = self.store.write(
+                stories=[(old[story_id][0], view.story) for story_id, view in views],
+                tasks=[
+                    (old[story_id][1].get(task_id), doc)
+                    for story_id, view in views
+                    for task_id, doc in view.tasks.items()
+                ],
+            )
+        except BaseException:
+            self.cache.evict(facts)  # what landed is unknown: read these stories back next time
+            raise
         self.metrics.view_write.observe(time.perf_counter() - started)
         self.metrics.view_docs.inc(sum(1 + len(view.tasks) for _, view in views))
+        self.cache.evict(conflicts)
+        for story_id, view in views:
+            if story_id not in conflicts:
+                self.cache.put(story_id, view.story, view.tasks)
         return conflicts
 
     def _emit_completed(self, views: list[StoryView]) -> None:

@@ -49,6 +49,12 @@ class StreamMetrics:
         self.view_docs = Counter(
             "storee_streams_view_documents_written", "Job-view documents written", registry=r
         )
+        self.view_reads = Counter(
+            "storee_streams_view_story_reads",
+            "Stories a view flush needed, by where their documents came from (cache or store)",
+            ["source"],
+            registry=r,
+        )
         self.dlq = Counter("storee_streams_dlq", "Records sent to the DLQ, by agent", ["agent"], registry=r)
         self._tasks_batched = 0
         self._batches = 0

@@ -39,6 +39,7 @@ class StreamSettings:
     materializer_group: str
     view_flush_max: int
     view_flush_s: float
+    view_cache_stories: int  # stories whose documents the materializer remembers; 0: read every flush
     metrics_port: int  # 0 disables the Prometheus endpoint
     session_timeout_s: float  # how soon a crashed worker's partitions move to another worker
     datadir: str  # Faust's working directory (the tables use the memory store; this holds little)
@@ -84,6 +85,7 @@ class StreamSettings:
             materializer_group=env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
             view_flush_max=env.int("VIEW_FLUSH_MAX", 2000, minimum=1),
             view_flush_s=env.float("VIEW_FLUSH_INTERVAL", 0.2, minimum=0.001),
+            view_cache_stories=env.int("VIEW_CACHE_STORIES", 2000, minimum=0),
             metrics_port=env.int("STREAMS_METRICS_PORT", 0, minimum=0, maximum=65535),
             session_timeout_s=env.float("STREAMS_SESSION_TIMEOUT", 30.0, minimum=6.0),
             datadir=env.str("STREAMS_DATADIR", str(_home(env) / "streams" / app_id)),

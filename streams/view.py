@@ -103,7 +103,7 @@ def reduce_story(
     task_docs = {key: copy.deepcopy(doc) for key, doc in tasks.items()}
     for fact in facts:
         _apply_story(story_doc, fact, count_scenes)
-        task_id = _task_id_of(fact)
+        task_id = task_id_of(fact)
         if task_id is not None:
             doc = task_docs.get(task_id)
             if doc is None:
@@ -122,7 +122,7 @@ def new_story(story_id: str) -> Doc:
         "counts": _counts(), "progress": 0.0, "submitted_at": None, "started_at": None,
         "finished_at": None, "callback_url": None, "idempotency_key": None, "outputs": [], "updated_at": 0,
         "_sub": None, "_tc_req": None, "_tc_split": None, "_split_error": None, "_cancel": None,
-        "_completed_emitted": False, "_seq": 0,
+        "_completed_emitted": False, "_seq": 0, "_tasks": [],
     }  # fmt: skip
 
 
@@ -139,7 +139,8 @@ def new_task(task_id: str) -> Doc:
     }  # fmt: skip
 
 
-def _task_id_of(fact: Fact) -> str | None:
+def task_id_of(fact: Fact) -> str | None:
+    """The task a fact is about, or None for story-level facts."""
     if isinstance(fact, BatchedTask):
         return fact.task.task_id
     return getattr(fact, "task_id", None)
@@ -330,6 +331,7 @@ def _finalize_story(doc: Doc, tasks: Iterable[Doc]) -> StoryCompleted | None:
     terminal = sum(counts[s.value] for s in TERMINAL_TASK_STATUSES)
     all_terminal = task_count is not None and terminal >= task_count
     doc["counts"] = counts
+    doc["_tasks"] = [task["_id"] for task in tasks]  # so the store loads them by _id
     if task_count == 0:
         doc["progress"] = 1.0
     else:

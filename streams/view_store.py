@@ -4,7 +4,9 @@ Writes are bulk and unordered: new documents are inserted, changed ones updated 
 ``_rev`` they were read with (a hash of their content), so two materializers that touch one story at
 once (a batch topic's partition and a task.events partition owned by different workers) never
 overwrite each other's work: the loser sees a conflict, reloads and reapplies its events. Only
-``$set`` and plain inserts are used, which FerretDB 1.24 on SQLite supports.
+``$set`` and plain inserts are used, which FerretDB 1.24 on SQLite supports, and every read and update
+selects documents by ``_id``, which a MongoDB-wire server answers from its index (FerretDB 1.24 only
+with the fixes in :mod:`ops.stack.ferretdb_patches`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from streams.view import Doc
 log = logging.getLogger(__name__)
 
 _DUPLICATE_KEY = 11000
-# FerretDB 1.24 (SQLite) holds one pooled connection per update of a command until the command ends, so
-# an update command with 100 or more updates never finishes (measured: 99 take 0.2 s, 100 hang for good,
-# and the database stays locked). Every bulk write is sent in commands smaller than that.
+# Published FerretDB 1.24 (SQLite) holds one pooled connection per update of a command until the command
+# ends, so an update command with 100 or more updates never finishes (measured: 99 take 0.2 s, 100 hang
+# for good, and the database stays locked). Our build is fixed; bulk writes are still sent in commands
+# smaller than that, so the view also works on a FerretDB someone else runs.
 WRITE_CHUNK = 64
+# Ids per ``$in`` read (our FerretDB build answers ``_id`` ``$in`` lists of up to 1,000 from its index).
+READ_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +65,32 @@ class JobViewStore:
             [("pool", ASCENDING), ("tier", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]
         )
 
-    def load(self, story_ids: Sequence[str]) -> Loaded:
+    def load(self, story_ids: Sequence[str], task_ids: Iterable[str] = ()) -> Loaded:
+        """The stored documents of ``story_ids`` and all their tasks.
+
+        Only ``_id`` lookups, which every MongoDB-wire server answers from its index: a story document
+        lists its tasks' ids (``_tasks``), and ``task_ids`` (those the flush is about) covers tasks
+        written without their story document by a flush that crashed before it wrote the story, which
+        is being replayed now. Story documents written before ``_tasks`` existed are looked up by
+        ``story_id`` instead.
+        """
         ids = list(story_ids)
-        stories = {doc["_id"]: doc for doc in self.stories.find({"_id": {"$in": ids}})}
+        stories: dict[str, Doc] = {}
+        for chunk in _chunks(ids, READ_CHUNK):
+            stories.update((doc["_id"], doc) for doc in self.stories.find({"_id": {"$in": chunk}}))
+        wanted = set(task_ids)
+        unlisted: list[str] = []
+        for story in stories.values():
+            listed = story.get("_tasks")
+            if listed is None:
+                unlisted.append(story["_id"])
+            else:
+                wanted.update(listed)
         tasks: dict[str, dict[str, Doc]] = {story_id: {} for story_id in ids}
-        for doc in self.tasks.find({"story_id": {"$in": ids}}):
-            tasks.setdefault(doc["story_id"], {})[doc["_id"]] = doc
+        for field, values in (("_id", sorted(wanted)), ("story_id", unlisted)):
+            for chunk in _chunks(values, READ_CHUNK):
+                for doc in self.tasks.find({field: {"$in": chunk}}):
+                    tasks.setdefault(doc["story_id"], {})[doc["_id"]] = doc
         return Loaded(stories, tasks)
 
     def write(
@@ -118,3 +143,8 @@ class JobViewStore:
         lost = {story_of(doc) for doc_id, doc in written.items() if stored.get(doc_id) != doc["_rev"]}
         log.info("view write conflict collection=%s stories=%s", collection.name, sorted(lost))
         return lost
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

@@ -1,0 +1,88 @@
+"""The materializer on the real broker and MongoDB-wire server: its cache never loses others' work."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops.kafka import DurableProducer, make_consumer
+from schemas.topics import TopicCatalog
+from schemas.view import STORIES, TASKS
+from streams.batching import make_batch
+from streams.materializer import Materializer
+from streams.metrics import StreamMetrics
+from streams.splitting import split
+from streams.view import expand, reduce_story
+from streams.view_store import JobViewStore
+from tests.streams.factories import POLICY, T0, completed, started, story
+from tests.streams.harness import CODEC
+from tests.streams.test_view import count_scenes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def make_materializer(kafka_bootstrap, mongo_db, topic_prefix, provision_catalog):  # type: ignore[no-untyped-def]
+    catalog = provision_catalog(TopicCatalog.build(prefix=topic_prefix, pools=("default",)))
+    made: list[Materializer] = []
+
+    def make() -> Materializer:
+        materializer = Materializer(
+            consumer_factory=lambda: make_consumer(kafka_bootstrap, f"{topic_prefix}view"),
+            catalog=catalog,
+            codec=CODEC,
+            store=JobViewStore(mongo_db),
+            producer=DurableProducer(kafka_bootstrap),
+            metrics=StreamMetrics(),
+            count_scenes=count_scenes,
+        )
+        made.append(materializer)
+        return materializer
+
+    yield make
+    for materializer in made:
+        materializer.producer.close()
+
+
+def _stored(db) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+    strip = lambda doc: {k: v for k, v in doc.items() if k != "_rev"}  # noqa: E731
+    return (
+        {doc["_id"]: strip(doc) for doc in db[STORIES].find({})},
+        {doc["_id"]: strip(doc) for doc in db[TASKS].find({})},
+    )
+
+
+def test_a_stale_cache_costs_a_conflict_not_another_writers_events(make_materializer, mongo_db) -> None:
+    submitted = story("s1", n_scenes=2)
+    tasks = split(submitted, POLICY, now=T0 + 10)
+    batch = make_batch(tasks, now=T0 + 20)
+    first = [submitted, *tasks, batch]
+    second = [started("s1", 0, batch.batch_id, T0 + 30), started("s1", 1, batch.batch_id, T0 + 31)]
+    third = [completed("s1", 0, batch.batch_id, T0 + 900), completed("s1", 1, batch.batch_id, T0 + 950)]
+    facts = lambda events: {"s1": [f for e in events for f in expand(e)]}  # noqa: E731
+
+    a, b = make_materializer(), make_materializer()
+    a.materialize(facts(first))  # a remembers s1 as it wrote it
+    b.materialize(facts(second))  # another writer moves s1 on behind a's back
+    a.materialize(facts(third))  # a's memory is stale: its write conflicts, it reads s1 back, applies again
+    assert a.cache.misses == 2 and a.cache.hits == 1
+
+    stories, task_docs = _stored(mongo_db)
+    assert stories["s1"]["status"] == "completed"
+    assert {doc["status"] for doc in task_docs.values()} == {"completed"}
+    assert all(doc["started_at"] is not None for doc in task_docs.values())  # b's events are kept
+    # The same documents as one writer applying every event at once.
+    whole = reduce_story("s1", None, {}, facts(first + second + third)["s1"], count_scenes=count_scenes)
+    expected_story = {k: v for k, v in whole.story.items() if k not in ("_rev", "_completed_emitted")}
+    assert {k: v for k, v in stories["s1"].items() if k != "_completed_emitted"} == expected_story
+    assert task_docs == whole.tasks
+
+
+def test_a_story_the_cache_remembers_is_not_read_again(make_materializer, mongo_db) -> None:
+    submitted = story("s2", n_scenes=2)
+    tasks = split(submitted, POLICY, now=T0 + 10)
+    materializer = make_materializer()
+    materializer.materialize({"s2": [submitted]})
+    materializer.materialize({"s2": list(tasks)})
+    materializer.materialize({"s2": list(expand(make_batch(tasks, now=T0 + 20)))})
+    assert (materializer.cache.misses, materializer.cache.hits) == (1, 2)
+    assert {doc["status"] for doc in _stored(mongo_db)[1].values()} == {"batched"}
