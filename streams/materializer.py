@@ -33,6 +33,7 @@ from schemas.topics import TopicCatalog
 from streams.dead_letters import letter_for
 from streams.exceptions import ViewConflict
 from streams.metrics import StreamMetrics
+from streams.settings import VIEW_FLUSH_MAX
 from streams.view import Doc, Fact, SceneCounter, StoryView, expand, reduce_story, story_id_of, task_id_of
 from streams.view_cache import ViewCache
 from streams.view_store import JobViewStore
@@ -60,7 +61,7 @@ class Materializer:
         producer: DurableProducer,
         metrics: StreamMetrics,
         count_scenes: SceneCounter,
-        flush_max: int = 2000,
+        flush_max: int = VIEW_FLUSH_MAX,
         flush_s: float = 0.2,
         cache_stories: int = 2000,
     ) -> None:

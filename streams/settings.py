@@ -12,6 +12,11 @@ from pathlib import Path
 from ops.config import ConnectionSettings, Env, pool_names
 from schemas.topics import TopicCatalog
 
+# Records per view flush at most. Each flush writes every document it touches once, so under a backlog
+# (a replay, a rebuild, a slow database catching up) larger flushes write each document fewer times:
+# measured on FerretDB, 600 stories' 20,400 events at 5,000 per flush: 793 events/s; at 20,000: 2,865.
+VIEW_FLUSH_MAX = 20_000
+
 
 @dataclass(frozen=True)
 class StreamSettings:
@@ -83,7 +88,7 @@ class StreamSettings:
             stall_timeout_s=env.float("STREAMS_STALL_TIMEOUT", 60.0, minimum=0.0),
             materializer_enabled=env.bool("STREAMS_MATERIALIZER", True),
             materializer_group=env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
-            view_flush_max=env.int("VIEW_FLUSH_MAX", 2000, minimum=1),
+            view_flush_max=env.int("VIEW_FLUSH_MAX", VIEW_FLUSH_MAX, minimum=1),
             view_flush_s=env.float("VIEW_FLUSH_INTERVAL", 0.2, minimum=0.001),
             view_cache_stories=env.int("VIEW_CACHE_STORIES", 2000, minimum=0),
             metrics_port=env.int("STREAMS_METRICS_PORT", 0, minimum=0, maximum=65535),

@@ -227,7 +227,7 @@ def view_throughput(bootstrap: str, mongo: str, count: int) -> tuple[float, int]
         materializer = Materializer(
             consumer_factory=lambda: make_consumer(bootstrap, group), catalog=catalog, codec=CODEC,
             store=JobViewStore(db), producer=DurableProducer(bootstrap), metrics=StreamMetrics(),
-            count_scenes=lambda s: len(plan_scenes(s, SplitPolicy())), flush_max=5000, flush_s=0.5,
+            count_scenes=lambda s: len(plan_scenes(s, SplitPolicy())), flush_s=0.5,
         )  # fmt: skip
         stop = threading.Event()
         thread = threading.Thread(target=materializer.run, args=(stop,))

@@ -60,15 +60,16 @@ def _die_with_parent() -> None:
 class Worker:
     """A ``python -m streams`` subprocess with its own environment and log file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "streams") -> None:
         self.env = env
         self.log_path = log_path
+        self.module = module  # run as ``python -m <module>``: streams, or a test's variant of it
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "--skip-topics", "--loglevel", LOGLEVEL],
+                [sys.executable, "-m", self.module, "--skip-topics", "--loglevel", LOGLEVEL],
                 env=self.env, cwd=self.log_path.parent, stdout=log_file, stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )  # fmt: skip
