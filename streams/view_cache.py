@@ -26,8 +26,6 @@ class ViewCache:
     def __init__(self, max_stories: int) -> None:
         self.max_stories = max_stories
         self._entries: OrderedDict[str, CachedStory] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -43,8 +41,6 @@ class ViewCache:
             else:
                 self._entries.move_to_end(story_id)
                 found[story_id] = entry
-        self.hits += len(found)
-        self.misses += len(missing)
         return found, missing
 
     def put(self, story_id: str, story: Doc, tasks: dict[str, Doc]) -> None:

@@ -20,7 +20,11 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from ops.kafka import DurableProducer, admin_client, make_consumer, raise_for_error
 from ops.topics import ensure_topics
 from schemas.codec import Codec
+from schemas.events import BatchReady
+from schemas.ids import now_ms
 from schemas.topics import TopicCatalog
+from streams.splitting import SplitPolicy, split
+from tests.streams.factories import story
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -141,6 +145,23 @@ def produce_to_partitions(bootstrap: str, topic: str, events: Sequence[Any]) -> 
         producer.produce(topic, CODEC.encode(event), key=event.story_id.encode(), partition=partition)  # type: ignore[attr-defined]
     assert producer.flush(30) == 0
     producer.close()
+
+
+def one_task_per_partition(bootstrap: str, topic: str, name: str, partitions: int) -> set[str]:
+    """Produce one task to each partition of tasks.requested (stories ``<name>-<p>``); return their ids."""
+    now = now_ms()
+    tasks = [
+        split(story(f"{name}-{p}", n_scenes=1, event_time=now, submitted_at=now), SplitPolicy())[0]
+        for p in range(partitions)
+    ]
+    produce_to_partitions(bootstrap, topic, tasks)
+    return {task.task_id for task in tasks}
+
+
+def not_batched(reader: TopicReader, wanted: set[str]) -> set[str]:
+    """The tasks of ``wanted`` that no BatchReady ``reader`` has seen carries yet."""
+    reader.poll()
+    return wanted - {task.task_id for batch in reader.events(BatchReady) for task in batch.tasks}
 
 
 def produce_raw(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:

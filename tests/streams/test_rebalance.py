@@ -6,17 +6,14 @@ import uuid
 
 import pytest
 
-from schemas.events import BatchReady
-from schemas.ids import now_ms
-from streams.splitting import SplitPolicy, split
-from tests.streams.factories import story
 from tests.streams.harness import (
     TopicReader,
     Worker,
     delete_prefixed_topics,
     ensure_catalog,
     member_partitions,
-    produce_to_partitions,
+    not_batched,
+    one_task_per_partition,
     worker_env,
 )
 from tests.waiting import wait_for
@@ -37,22 +34,12 @@ def test_every_partition_is_consumed_again_after_each_rebalance(kafka_bootstrap,
 
     def round_trip(name: str, worker: Worker) -> None:
         """One task on every partition of tasks.requested; each must come out as a batch."""
-        now = now_ms()
-        tasks = [
-            split(story(f"{name}-{p}", n_scenes=1, event_time=now, submitted_at=now), SplitPolicy())[0]
-            for p in range(PARTITIONS)
-        ]
-        produce_to_partitions(kafka_bootstrap, catalog.tasks_requested, tasks)
-        wanted = {t.task_id for t in tasks}
-
-        def missing() -> set[str]:
-            reader.poll()
-            return wanted - {t.task_id for b in reader.events(BatchReady) for t in b.tasks}
-
+        wanted = one_task_per_partition(kafka_bootstrap, catalog.tasks_requested, name, PARTITIONS)
         try:
-            wait_for(lambda: not missing(), 90, f"{name}: a batch from every partition")
+            wait_for(lambda: not not_batched(reader, wanted), 90, f"{name}: a batch from every partition")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; missing {sorted(missing())}; log: {worker.log_tail()}") from None
+            missing = sorted(not_batched(reader, wanted))
+            raise AssertionError(f"{exc}; missing {missing}; log: {worker.log_tail()}") from None
 
     try:
         first.start()

@@ -10,16 +10,13 @@ import uuid
 
 import pytest
 
-from schemas.events import BatchReady
-from schemas.ids import now_ms
-from streams.splitting import SplitPolicy, split
-from tests.streams.factories import story
 from tests.streams.harness import (
     TopicReader,
     Worker,
     delete_prefixed_topics,
     ensure_catalog,
-    produce_to_partitions,
+    not_batched,
+    one_task_per_partition,
     worker_env,
 )
 from tests.waiting import wait_for
@@ -44,22 +41,15 @@ def setup(kafka_bootstrap, mongo_url, tmp_path):  # type: ignore[no-untyped-def]
             module=module,
         )
 
-    def one_task_per_partition(name: str) -> set[str]:
-        now = now_ms()
-        tasks = [
-            split(story(f"{name}-{p}", n_scenes=1, event_time=now, submitted_at=now), SplitPolicy())[0]
-            for p in range(PARTITIONS)
-        ]
-        produce_to_partitions(kafka_bootstrap, catalog.tasks_requested, tasks)
-        return {task.task_id for task in tasks}
+    def one_task_each(name: str) -> set[str]:
+        return one_task_per_partition(kafka_bootstrap, catalog.tasks_requested, name, PARTITIONS)
 
     def missing(wanted: set[str]) -> set[str]:
-        reader.poll()
-        return wanted - {t.task_id for b in reader.events(BatchReady) for t in b.tasks}
+        return not_batched(reader, wanted)
 
     workers: list[Worker] = []
     try:
-        yield make_worker, one_task_per_partition, missing, workers
+        yield make_worker, one_task_each, missing, workers
     finally:
         for worker in workers:
             worker.stop()
@@ -68,11 +58,11 @@ def setup(kafka_bootstrap, mongo_url, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_a_partition_no_longer_read_is_sought_back_and_read_again(setup) -> None:
-    make_worker, one_task_per_partition, missing, workers = setup
+    make_worker, one_task_each, missing, workers = setup
     worker = make_worker("stalled", STALLED, STALL_FAULT="once")
     workers.append(worker.start())
     wait_for(lambda: "is no longer read" in worker.log_tail(50_000), 90, "the fault")
-    wanted = one_task_per_partition("nudged")
+    wanted = one_task_each("nudged")
     wait_for(lambda: not missing(wanted), 60, "a batch from every partition, the stalled one too")
     log = worker.log_tail(50_000)
     assert "seeking it to its committed offset" in log, log
@@ -80,11 +70,11 @@ def test_a_partition_no_longer_read_is_sought_back_and_read_again(setup) -> None
 
 
 def test_a_partition_that_stays_unread_restarts_the_worker_and_nothing_is_lost(setup) -> None:
-    make_worker, one_task_per_partition, missing, workers = setup
+    make_worker, one_task_each, missing, workers = setup
     stalled = make_worker("stalled", STALLED, STALL_FAULT="always")
     workers.append(stalled.start())
     wait_for(lambda: "is no longer read" in stalled.log_tail(50_000), 90, "the fault")
-    wanted = one_task_per_partition("restarted")
+    wanted = one_task_each("restarted")
     wait_for(lambda: not stalled.alive(), 60, "the stalled worker to exit")
     log = stalled.log_tail(50_000)
     assert "seeking it to its committed offset" in log and "restarting the worker" in log, log
