@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 _HERE = Path(__file__).parent
 POM = _HERE / "kafka-pom.xml"
 LOG4J = _HERE / "log4j2.properties"
+# Kafka's Uuid.ZERO_UUID and Uuid.METADATA_TOPIC_ID, never handed out by Uuid.randomUuid().
+_RESERVED_UUIDS = frozenset({0, 1})
 
 
 def fetch_kafka(cache_dir: Path, version: str) -> Path:
@@ -137,7 +140,7 @@ class KafkaCluster:
                         "STOREE_KAFKA_CONTROLLER_PORT to free ports or stop that process"
                     )
             self._write_config(node)
-            self._format(java, libs, node, cluster_id)
+            self.format_storage(node, cluster_id, java=java, libs=libs)
             node.process.start(self._command(java, libs, node), env=self._env())
             started.append(node)
         brokers = f"{len(self.nodes)} broker{'s' if len(self.nodes) > 1 else ''}"
@@ -156,7 +159,7 @@ class KafkaCluster:
         path = self.run_dir / "cluster.id"
         if not path.exists():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+            path.write_text(random_cluster_id() + "\n")
         return path.read_text().strip()
 
     def _write_config(self, node: KafkaNode) -> None:
@@ -195,9 +198,15 @@ class KafkaCluster:
         node.directory.mkdir(parents=True, exist_ok=True)
         node.config_file.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
 
-    def _format(self, java: str, libs: Path, node: KafkaNode, cluster_id: str) -> None:
+    def format_storage(
+        self, node: KafkaNode, cluster_id: str, *, java: str | None = None, libs: Path | None = None
+    ) -> None:
+        """Format ``node``'s storage for ``cluster_id`` (``kafka-storage format``), once."""
         if (node.data_dir / "meta.properties").exists():
             return
+        java = java or require_tool("java", "run the Kafka broker (install a Java 17+ runtime)")
+        libs = libs or fetch_kafka(self.cache_dir, self.version)
+        self._write_config(node)
         result = subprocess.run(
             [
                 java,
@@ -207,8 +216,9 @@ class KafkaCluster:
                 f"{libs}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument, so an id that begins with "-" (a run directory from before
+                # random_cluster_id) is never read as an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(node.config_file),
                 "--ignore-formatted",
@@ -243,6 +253,20 @@ class KafkaCluster:
         # The broker is configured only by its properties file: variables such as KAFKA_HEAP_OPTS or
         # JAVA_TOOL_OPTIONS meant for some other Kafka must not leak into it.
         return {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "JAVA_TOOL_OPTIONS"))}
+
+
+def random_cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A cluster id as ``kafka-storage random-uuid`` makes one (Kafka's ``Uuid.randomUuid``).
+
+    A random version-4 UUID in URL-safe base64 without padding (22 characters), drawn again while it
+    is one of Kafka's reserved ids (all zeros, or the metadata topic's id, 1) or begins with "-",
+    which command lines would read as an option.
+    """
+    while True:
+        raw = draw().bytes
+        text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if int.from_bytes(raw, "big") not in _RESERVED_UUIDS and not text.startswith("-"):
+            return text
 
 
 def _metadata_brokers(bootstrap_servers: str, timeout: float) -> int:
