@@ -20,6 +20,7 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.compiler import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
+from schemas.contract import check
 from schemas.events import EVENTS_BY_NAME, PYTHON_TYPES, Event
 from schemas.exceptions import CodecError, SchemaError
 from schemas.registry import HEADER_SIZE, MARKER, SchemaEntry, SchemaRegistry, default_registry
@@ -115,6 +116,15 @@ class Codec:
             raise CodecError(
                 f"cannot build {name} from its decoded record: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def read(self, data: Buffer) -> Event:
+        """Decode a consumed message and check it against the contract (:mod:`schemas.contract`).
+
+        What every consumer calls: raises :class:`CodecError` for bytes that are not an event, and its
+        subclass :class:`~schemas.exceptions.ContractError`, naming the field, for an event that breaks
+        the rules its Avro types cannot say.
+        """
+        return check(self.decode(data))
 
     def decode_record(self, data: Buffer) -> tuple[str, dict[str, Any]]:
         """Decode a message into ``(schema fullname, record)`` shaped by the current schema of that name."""
