@@ -19,11 +19,14 @@ from types import MappingProxyType
 from typing import Any
 
 from gpu_consumers.exceptions import PoolConfigError
+from ops.config import DEFAULT_PIPELINE, PIPELINE_TASK_TYPES
+from schemas.records import TaskType
 
 DEFAULT_POOL = "default"
 TINY_MODEL_DIR = "tiny-wan"
-# Task types (see schemas.records.TaskType) plus the benchmark-only simulated backend.
-PIPELINE_KINDS = ("text_to_video", "image_to_video", "text_to_audio", "simulated")
+# Task types (see schemas.records.TaskType) plus the benchmark-only simulated backend: the kinds the
+# gateway reads too (ops.config.PIPELINE_TASK_TYPES), so it accepts only work some pool declares.
+PIPELINE_KINDS = tuple(PIPELINE_TASK_TYPES)
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICE_POLICIES = ("auto", "cpu", "cuda")
 _POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -58,12 +61,17 @@ class PoolConfig:
     def simulated(self) -> bool:
         return self.pipeline == "simulated"
 
+    @property
+    def task_types(self) -> frozenset[TaskType]:
+        """What this pool's pipeline kind runs, as the gateway reads it from the same configuration."""
+        return PIPELINE_TASK_TYPES[self.pipeline]
+
 
 def default_pool(model_cache: Path) -> PoolConfig:
     """The built-in ``default`` pool: the tiny Wan pipeline under ``model_cache``, made if missing."""
     return PoolConfig(
         name=DEFAULT_POOL,
-        pipeline="text_to_video",
+        pipeline=DEFAULT_PIPELINE,
         model=str(model_cache / TINY_MODEL_DIR),
         dtype="float32",
         device_policy="auto",

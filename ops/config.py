@@ -13,9 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
 from ops.exceptions import ConfigError
+from schemas.records import TaskType
 
 T = TypeVar("T")
 
@@ -145,6 +147,20 @@ class ConnectionSettings:
         )
 
 
+# What each pool pipeline kind runs (GPU_POOLS' "pipeline"): the gateway accepts work from it and the
+# GPU consumers check their pools against it. ``simulated`` (benchmarks only) stands in for any of them.
+PIPELINE_TASK_TYPES: Mapping[builtins.str, frozenset[TaskType]] = MappingProxyType(
+    {
+        "text_to_video": frozenset({TaskType.TEXT_TO_VIDEO}),
+        "image_to_video": frozenset({TaskType.IMAGE_TO_VIDEO}),
+        "text_to_audio": frozenset({TaskType.TEXT_TO_AUDIO}),
+        "simulated": frozenset(TaskType),
+    }
+)
+# The kind of the built-in ``default`` pool (the tiny Wan model) and of a pool named only by a list.
+DEFAULT_PIPELINE = "text_to_video"
+
+
 def pool_names(env: Env | None = None) -> tuple[str, ...]:
     """The model pools deployed, ``default`` first: every service that routes by pool agrees on these.
 
@@ -152,25 +168,65 @@ def pool_names(env: Env | None = None) -> tuple[str, ...]:
     ``GPU_POOLS_FILE`` or inline in ``GPU_POOLS``; services that only need the names take its keys.
     A comma-separated ``GPU_POOLS`` (``default,wan``) names pools without configuring them.
     """
-    env = env or Env()
-    path = env.optional("GPU_POOLS_FILE")
-    source = f"GPU_POOLS_FILE {path}" if path else "GPU_POOLS"
-    if path:
-        try:
-            text: builtins.str | None = Path(path).expanduser().read_text()
-        except OSError as exc:
-            raise ConfigError(f"GPU_POOLS_FILE {path} cannot be read: {exc.strerror}") from None
-    else:
-        text = env.optional("GPU_POOLS")
+    text, source = _pools_text(env or Env())
     names = ["default"]
-    if text and text.lstrip().startswith("{"):
-        try:
-            pools = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{source} is not valid JSON: {exc}") from None
-        if not isinstance(pools, dict):
-            raise ConfigError(f"{source} must be a JSON object of pools")
-        names.extend(pools)
+    if text and _is_json(text):
+        names.extend(_pools_object(text, source))
     elif text:
-        names.extend(name.strip() for name in text.split(",") if name.strip())
+        names.extend(_listed(text))
     return tuple(dict.fromkeys(names))
+
+
+def pool_capabilities(env: Env | None = None) -> Mapping[str, frozenset[TaskType]]:
+    """The task types each pool declares it runs (from its ``pipeline``), ``default`` first.
+
+    Read from the same ``GPU_POOLS_FILE`` / ``GPU_POOLS`` as :func:`pool_names`, with the same names in
+    the same order. ``default`` runs :data:`DEFAULT_PIPELINE` unless configured otherwise, and so does a
+    pool named only by a comma-separated list. A configured pool must name a known ``pipeline``.
+    """
+    text, source = _pools_text(env or Env())
+    kinds = {"default": DEFAULT_PIPELINE}
+    if text and _is_json(text):
+        for name, values in _pools_object(text, source).items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: pool {name!r} must be an object")
+            pipeline = values.get("pipeline")
+            if not isinstance(pipeline, str) or pipeline not in PIPELINE_TASK_TYPES:
+                raise ConfigError(
+                    f"{source}: pool {name!r}: pipeline must be one of {list(PIPELINE_TASK_TYPES)}, "
+                    f"got {pipeline!r}"
+                )
+            kinds[name] = pipeline
+    elif text:
+        kinds.update(dict.fromkeys(_listed(text), DEFAULT_PIPELINE))
+    return MappingProxyType({name: PIPELINE_TASK_TYPES[kind] for name, kind in kinds.items()})
+
+
+def _pools_text(env: Env) -> tuple[builtins.str | None, builtins.str]:
+    """The pools configuration and the name of where it came from (for errors)."""
+    path = env.optional("GPU_POOLS_FILE")
+    if not path:
+        return env.optional("GPU_POOLS"), "GPU_POOLS"
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8"), f"GPU_POOLS_FILE {path}"
+    except OSError as exc:
+        raise ConfigError(f"GPU_POOLS_FILE {path} cannot be read: {exc.strerror}") from None
+
+
+def _pools_object(text: builtins.str, source: builtins.str) -> dict[builtins.str, object]:
+    try:
+        pools = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(pools, dict):
+        raise ConfigError(f"{source} must be a JSON object of pools")
+    return pools
+
+
+def _is_json(text: builtins.str) -> builtins.bool:
+    """JSON (an object of pools, or a mistake reported as one) rather than a comma-separated list."""
+    return text.lstrip().startswith(("{", "["))
+
+
+def _listed(text: builtins.str) -> list[builtins.str]:
+    return [name.strip() for name in text.split(",") if name.strip()]

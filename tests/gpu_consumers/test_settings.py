@@ -7,9 +7,9 @@ import pytest
 
 from gpu_consumers.pools import DEFAULT_POOL, resolve_devices
 from gpu_consumers.settings import GpuConsumerSettings
-from ops.config import Env
+from ops.config import Env, pool_capabilities
 from ops.exceptions import ConfigError
-from schemas.records import Tier
+from schemas.records import TaskType, Tier
 
 BASE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "STOREE_HOME": "/srv/storee"}
 
@@ -48,6 +48,11 @@ def test_pools_from_a_file_add_to_the_default(tmp_path: Path) -> None:
     assert sorted(s.pools) == ["default", "sim", "wan"]
     assert s.pool("wan").dtype == "bfloat16" and s.pool("wan").max_batch_size == 4
     assert s.pool("sim").simulated and resolve_devices(s.pool("sim"), None) == ["cpu"]
+    # What each pool runs is what the gateway reads from the same file: one mapping, not two copies.
+    declared = pool_capabilities(Env({"GPU_POOLS_FILE": str(path)}))
+    assert {name: pool.task_types for name, pool in s.pools.items()} == dict(declared)
+    assert s.pool("sim").task_types == frozenset(TaskType)
+    assert s.pool(DEFAULT_POOL).task_types == frozenset({TaskType.TEXT_TO_VIDEO})
 
 
 @pytest.mark.parametrize(
