@@ -96,6 +96,7 @@ split_policy = SplitPolicy(
     max_scenes=settings.max_scenes,
     scene_max_chars=settings.scene_max_chars,
     task_ttl_ms=int(settings.task_ttl_s * 1000),
+    max_task_ttl_ms=int(settings.max_task_ttl_s * 1000),
 )
 
 

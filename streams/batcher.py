@@ -21,28 +21,29 @@ does not serve get TaskFailed, and their records go to the DLQ.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from schemas.codec import Codec
-from schemas.events import BatchReady, StoryCancelled, TaskFailed, TaskRequested
-from schemas.exceptions import CodecError
+from schemas.contract import MAX_SEQUENCE
+from schemas.events import BatchReady, StoryCancelled, TaskRequested
+from schemas.exceptions import CodecError, ContractError
 from schemas.ids import now_ms
 from schemas.topics import TopicCatalog
 from streams.batching import BatchPolicy, Pending, add, confirm, drop_story, due, signature
 from streams.dead_letters import letter_for
 from streams.entries import decode_pending, encode_pending, entry_key, parse_key
-from streams.event_ids import derived_event_id
 from streams.exceptions import UnexpectedEvent, UnknownPool
 from streams.expiry import expire, is_expired, task_expired
 from streams.metrics import StreamMetrics
 from streams.outlet import Outlet, StateTable
+from streams.rejections import CONSUMER_ID, refused_task
 
 log = logging.getLogger(__name__)
 
 AGENT = "batcher"
-CONSUMER_ID = "storee-streams"
 
 
 class Batcher:
@@ -77,46 +78,76 @@ class Batcher:
 
     # -- records -------------------------------------------------------------------------------
     def handle(self, messages: Iterable[Any]) -> None:
-        """Apply consumed records (tasks.requested and task.events) and ship what they close."""
+        """Apply consumed records (tasks.requested and task.events) and ship what they close.
+
+        Never raises for one record: one that cannot be applied goes to the DLQ with the reason (its
+        task, where it can be named, gets TaskFailed) and the others are applied; the state they changed
+        is stored even if shipping something raises, since the caller acks every record it handed in.
+        """
         now = self.clock()
         touched: dict[bytes, tuple[int, Pending]] = {}
         closed: list[tuple[bytes, int, BatchReady, int]] = []
         for message in messages:
             self._events_in.inc()
-            if message.topic == self.catalog.task_events:
-                self._maybe_cancel(message, touched)
-                continue
             try:
-                task = self.codec.decode(message.value)
-                if not isinstance(task, TaskRequested):
-                    raise UnexpectedEvent(f"{type(task).__name__} on {message.topic}, expected TaskRequested")
-            except (CodecError, UnexpectedEvent) as exc:
-                self._dead_letter(message, exc)
-                continue
-            if task.model not in self.catalog.pools:
-                unknown = UnknownPool(
-                    f"pool {task.model!r} is not served here; GPU_POOLS={list(self.catalog.pools)}"
-                )
-                self._fail(task, unknown)
-                self._dead_letter(message, unknown)
-                continue
-            if self._is_cancelled(task.story_id):
-                continue
-            if is_expired(task, now):
-                self._expire([task], now)
-                continue
-            key = entry_key(message.partition, signature(task)).encode()
-            current = touched[key][1] if key in touched else self._load_acked(key)
-            opened = current.opened_at
-            current, batches = add(current, task, offset=message.offset, now=now, policy=self.policy)
-            touched[key] = (message.partition, current)
-            for batch in batches:
-                closed.append((key, message.partition, batch, now - (opened if opened is not None else now)))
-                opened = None
+                if message.topic == self.catalog.task_events:
+                    self._maybe_cancel(message, touched)
+                else:
+                    self._take(message, now, touched, closed)
+            except Exception as exc:  # noqa: BLE001 - one bad record never costs another
+                self._reject(message, exc)
         for key, (partition, state) in touched.items():
             self._store(key, partition, state)
         for key, partition, batch, waited in closed:
-            self._ship(key, partition, batch, "size", waited)
+            try:
+                self._ship(key, partition, batch, "size", waited)
+            except Exception:  # noqa: BLE001 - it stays in the outbox; the timer re-sends it
+                self._in_flight.discard(batch.batch_id)
+                log.exception("shipping batch_id=%s failed; the timer re-sends it", batch.batch_id)
+
+    def _take(
+        self,
+        message: Any,
+        now: int,
+        touched: dict[bytes, tuple[int, Pending]],
+        closed: list[tuple[bytes, int, BatchReady, int]],
+    ) -> None:
+        task = self.codec.read(message.value)
+        if not isinstance(task, TaskRequested):
+            raise UnexpectedEvent(f"{type(task).__name__} on {message.topic}, expected TaskRequested")
+        if task.model not in self.catalog.pools:
+            unknown = UnknownPool(
+                f"pool {task.model!r} is not served here; GPU_POOLS={list(self.catalog.pools)}"
+            )
+            self._dead_letter(message, unknown)
+            self._fail(task, unknown)
+            return
+        if self._is_cancelled(task.story_id):
+            return
+        if is_expired(task, now):
+            self._expire([task], now)
+            return
+        key = entry_key(message.partition, signature(task)).encode()
+        current = touched[key][1] if key in touched else self._load_acked(key)
+        opened = current.opened_at
+        current, batches = add(current, task, offset=message.offset, now=now, policy=self.policy)
+        touched[key] = (message.partition, current)
+        for batch in batches:
+            closed.append((key, message.partition, batch, now - (opened if opened is not None else now)))
+            opened = None
+
+    def _reject(self, message: Any, error: Exception) -> None:
+        """Dead-letter a record that could not be applied; fail its task if the record names one."""
+        if not isinstance(error, CodecError | UnexpectedEvent):
+            log.exception("record could not be batched topic=%s offset=%s", message.topic, message.offset)
+        try:
+            self._dead_letter(message, error)
+            event = getattr(error, "event", None)
+            if isinstance(error, ContractError) and isinstance(event, TaskRequested) and error.task_id:
+                sequence = min(event.sequence, MAX_SEQUENCE)
+                self._fail(dataclasses.replace(event, sequence=sequence, attempt=0), error)
+        except Exception:  # noqa: BLE001 - never let the report of one failure stop the others
+            log.exception("could not dead-letter topic=%s offset=%s", message.topic, message.offset)
 
     # -- timer ---------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -127,22 +158,28 @@ class Batcher:
             partition, sig = parse_key(key.decode())
             if partition not in active_partitions:
                 continue  # another worker's partition (or one being recovered)
-            acked = bool(self._acked.get(key))
-            state = self._load_acked(key)
-            state, gone = expire(state, now)
-            if gone:
-                self._expire(gone, now)
-            opened = state.opened_at
-            state, batches = due(state, now=now, policy=self.policy)
-            if gone or batches or acked:
-                self._store(key, partition, state)
-            for batch in batches:
-                self._ship(key, partition, batch, "timeout", now - (opened or now))
-            for batch in state.outbox:
-                if batch.batch_id not in self._in_flight and batch not in batches:
-                    log.info("re-sending unconfirmed batch_id=%s partition=%s", batch.batch_id, partition)
-                    self._send_batch(key, partition, batch)
-            self.metrics.pending.labels(sig).set(len(state.tasks))
+            try:
+                self._tick_key(key, partition, sig, now)
+            except Exception:  # noqa: BLE001 - one key's trouble never stops the others; next tick retries
+                log.exception("batch timer failed for key=%s", key.decode(errors="replace"))
+
+    def _tick_key(self, key: bytes, partition: int, sig: str, now: int) -> None:
+        acked = bool(self._acked.get(key))
+        state = self._load_acked(key)
+        state, gone = expire(state, now)
+        if gone:
+            self._expire(gone, now)
+        opened = state.opened_at
+        state, batches = due(state, now=now, policy=self.policy)
+        if gone or batches or acked:
+            self._store(key, partition, state)
+        for batch in batches:
+            self._ship(key, partition, batch, "timeout", now - (opened or now))
+        for batch in state.outbox:
+            if batch.batch_id not in self._in_flight and batch not in batches:
+                log.info("re-sending unconfirmed batch_id=%s partition=%s", batch.batch_id, partition)
+                self._send_batch(key, partition, batch)
+        self.metrics.pending.labels(sig).set(len(state.tasks))
 
     def forget(self, partitions: Collection[int]) -> None:
         """Drop cached state of partitions this worker no longer owns."""
@@ -194,7 +231,12 @@ class Batcher:
         self._in_flight.add(batch.batch_id)
         topic = self.catalog.batches(batch.pool, batch.tier)
         sig = parse_key(key.decode())[1]
-        sent = self.outlet.send(topic, key=sig.encode(), value=self.codec.encode(batch))
+        try:
+            sent = self.outlet.send(topic, key=sig.encode(), value=self.codec.encode(batch))
+        except Exception:  # noqa: BLE001 - still in the outbox: the timer sends it again
+            self._in_flight.discard(batch.batch_id)
+            log.exception("sending batch_id=%s raised; the timer retries it", batch.batch_id)
+            return
         sent.add_done_callback(lambda future: self._confirm(key, partition, batch, future))
         self.metrics.events_out.labels(AGENT, "BatchReady").inc()
 
@@ -213,7 +255,7 @@ class Batcher:
         if not isinstance(value, bytes) or value[2:10] != self._cancelled_fingerprint:
             return
         try:
-            event = self.codec.decode(value)
+            event = self.codec.read(value)
         except CodecError:
             return  # the materializer dead-letters task.events records it cannot decode
         if not isinstance(event, StoryCancelled):
@@ -245,18 +287,7 @@ class Batcher:
         self.metrics.events_out.labels(AGENT, "TaskExpired").inc(len(tasks))
 
     def _fail(self, task: TaskRequested, error: Exception) -> None:
-        event = TaskFailed(
-            event_id=derived_event_id("TaskFailed", task.task_id, task.attempt, type(error).__name__),
-            event_time=self.clock(),
-            sequence=task.sequence + 1,
-            story_id=task.story_id,
-            task_id=task.task_id,
-            consumer_id=CONSUMER_ID,
-            error_class=f"{type(error).__module__}.{type(error).__qualname__}",
-            message=str(error),
-            attempt=task.attempt,
-            retriable=False,
-        )
+        event = refused_task(task, error, CONSUMER_ID)
         self.outlet.send(self.catalog.task_events, key=task.story_id.encode(), value=self.codec.encode(event))
         self.metrics.events_out.labels(AGENT, "TaskFailed").inc()
 

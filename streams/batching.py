@@ -77,12 +77,16 @@ class Pending:
 
 
 def signature(task: TaskRequested) -> str:
-    """What a batch's tasks share; also the Kafka key of BatchReady records."""
+    """What a batch's tasks share; also the Kafka key of BatchReady records.
+
+    Everything one pipeline call takes once for all its prompts: guidance too, since the call has one
+    ``guidance_scale`` (seeds and negative prompts are per task).
+    """
     p = task.params
     audio = "" if p.audio_length_s is None else f"{p.audio_length_s:g}"
     return (
         f"{task.model}|{task.tier.value}|{task.task_type.value}|{p.width}x{p.height}"
-        f"|{p.num_frames}f|{p.fps}fps|{p.num_inference_steps}s|{audio}"
+        f"|{p.num_frames}f|{p.fps}fps|{p.num_inference_steps}s|{audio}|{p.guidance_scale:g}g"
     )
 
 

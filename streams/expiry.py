@@ -1,6 +1,7 @@
 """Expiry (seed 001): a task not started before its deadline gets TaskExpired (pure, no I/O).
 
-The splitter gives every task ``deadline = submitted_at + TASK_TTL``. The batcher expires tasks still
+The splitter gives every task its story's deadline (``start_within_s``, else ``TASK_TTL`` after submission,
+capped at ``MAX_TASK_TTL``; see ``splitting.deadline_of``). The batcher expires tasks still
 waiting in an open batch (after a long outage, say) and never ships one past its deadline; a batch
 carries the earliest deadline of its tasks, and GPU consumers honour it for the tasks they hold.
 """

@@ -77,10 +77,17 @@ class KafkaOutlet:
                     self._failures.append(f"{topic}: {error.str()}")
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        self.producer.produce(
-            topic, value or b"", key=key, headers=list(headers) if headers else None, on_delivery=delivered
-        )
-        return future
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value or b"", key=key, headers=list(headers) if headers else None,
+                    on_delivery=delivered,
+                )  # fmt: skip
+                return future
+            except KafkaUnavailable as exc:
+                # The local queue is full: Kafka has been unreachable for a while. Wait in place (the
+                # producer polls between tries) rather than drop the record or fail the one that came in.
+                log.warning("waiting for Kafka to take records topic=%s: %s", topic, exc)
 
     async def flush(self) -> None:
         """Wait until every record sent so far is acknowledged; raise if any was refused since the last

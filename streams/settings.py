@@ -34,6 +34,7 @@ class StreamSettings:
     gpu_seconds_per_unit: float  # estimated GPU seconds per (megapixel x frame x step)
     cost_per_gpu_second: float
     task_ttl_s: float
+    max_task_ttl_s: float
     max_scenes: int
     scene_max_chars: int
     tasks_partitions: int  # partitions of tasks.requested; the batcher's changelog must match it
@@ -79,6 +80,7 @@ class StreamSettings:
             gpu_seconds_per_unit=env.float("GPU_SECONDS_PER_UNIT", 0.0005, minimum=0.0),
             cost_per_gpu_second=env.float("COST_PER_GPU_SECOND", 0.001, minimum=0.0),
             task_ttl_s=env.float("TASK_TTL", 300.0, minimum=0.1),
+            max_task_ttl_s=env.float("MAX_TASK_TTL", 7 * 86_400.0, minimum=0.1),
             max_scenes=env.int("MAX_SCENES", 64, minimum=1, maximum=10_000),
             scene_max_chars=env.int("SCENE_MAX_CHARS", 400, minimum=20),
             tasks_partitions=env.int("TASKS_PARTITIONS", 12, minimum=1),

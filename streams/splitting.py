@@ -31,6 +31,7 @@ class SplitPolicy:
     max_scenes: int = 64
     scene_max_chars: int = 400
     task_ttl_ms: int = 300_000
+    max_task_ttl_ms: int = 7 * 86_400_000
 
     def __post_init__(self) -> None:
         if self.max_scenes < 1:
@@ -71,7 +72,7 @@ def split(story: StorySubmitted, policy: SplitPolicy, *, now: int | None = None)
     """One TaskRequested per scene, with deterministic task ids and event ids."""
     plans = plan_scenes(story, policy)
     event_time = now_ms() if now is None else now
-    deadline = story.submitted_at + policy.task_ttl_ms
+    deadline = deadline_of(story, policy)
     count = len(plans)
     return [
         TaskRequested(
@@ -94,6 +95,15 @@ def split(story: StorySubmitted, policy: SplitPolicy, *, now: int | None = None)
         )
         for index, plan in enumerate(plans)
     ]
+
+
+def deadline_of(story: StorySubmitted, policy: SplitPolicy) -> int:
+    """When the story's tasks must have started: its own deadline (``start_within_s`` at the gateway),
+    else ``TASK_TTL`` after submission; never later than ``MAX_TASK_TTL`` after it."""
+    latest = story.submitted_at + policy.max_task_ttl_ms
+    if story.deadline is None:
+        return min(story.submitted_at + policy.task_ttl_ms, latest)
+    return min(story.deadline, latest)
 
 
 def split_text(text: str, max_chars: int) -> list[str]:

@@ -63,8 +63,8 @@ def test_cost_and_gpu_time_caps_close_a_batch_before_it_overflows():
 def test_signature_separates_incompatible_tasks():
     base = tasks("s1", 1)[0]
     same = replace(
-        base, task_id="s1:9", prompt="other", params=replace(base.params, seed=1, guidance_scale=9.0)
-    )
+        base, task_id="s1:9", prompt="other", params=replace(base.params, seed=1, negative_prompt="blur")
+    )  # seeds and negative prompts are per task in one pipeline call
     assert signature(same) == signature(base)
     for different in (
         replace(base, tier=Tier.FREE),
@@ -73,6 +73,7 @@ def test_signature_separates_incompatible_tasks():
         replace(base, params=replace(base.params, width=1280)),
         replace(base, params=replace(base.params, num_frames=49)),
         replace(base, params=replace(base.params, num_inference_steps=50)),
+        replace(base, params=replace(base.params, guidance_scale=9.0)),  # one guidance per call
     ):
         assert signature(different) != signature(base)
 
