@@ -45,18 +45,31 @@ def _params_schema(settings: GatewaySettings) -> dict[str, Any]:
     }
 
 
-def _common(settings: GatewaySettings) -> dict[str, Any]:
+def _common(settings: GatewaySettings, task_types: tuple[TaskType, ...]) -> dict[str, Any]:
     text = {"type": "string", "minLength": 1}
+    runs = "; ".join(
+        f"{pool} runs {' and '.join(sorted(kinds))}" for pool, kinds in settings.pool_capabilities.items()
+    )
     return {
         "title": {**text, "maxLength": settings.max_title_chars},
-        "task_type": {"type": "string", "enum": [t.value for t in TaskType]},
-        "model": {"type": "string", "enum": list(settings.pools), "description": "the model pool"},
+        "task_type": {
+            "type": "string",
+            "enum": [t.value for t in task_types],
+            "description": f"default {task_types[0].value}; the model pool must run it",
+        },
+        "model": {
+            "type": "string",
+            "enum": list(settings.pools),
+            "description": f"the model pool (omitted: {settings.pools[0]}); pools: {runs}",
+        },
         "params": _ref("GenerationParams"),
         "start_within_s": {
             "type": "integer",
             "minimum": 1,
             "maximum": settings.max_task_ttl_s,
-            "description": f"start-by deadline in seconds; default {settings.task_ttl_s}",
+            "description": "seconds within which every scene must start, else it expires (the deadline "
+            f"is submitted_at + start_within_s); default {settings.task_ttl_s} (TASK_TTL), at most "
+            f"{settings.max_task_ttl_s} (MAX_TASK_TTL)",
         },
         "webhook_url": {
             "type": "string",
@@ -67,8 +80,32 @@ def _common(settings: GatewaySettings) -> dict[str, Any]:
     }
 
 
+def _runnable(settings: GatewaySettings, task_types: tuple[TaskType, ...]) -> dict[str, Any]:
+    """The model and task_type pairs some pool runs, as ``anyOf`` (``task_types[0]`` is the default).
+
+    One branch per pool that runs any of ``task_types`` (``model`` given), and one for the default pool
+    (``model`` omitted); where a pool does not run the default task type, ``task_type`` is required.
+    With no branch at all, nothing can be accepted, which ``not: {}`` says.
+    """
+    default = task_types[0]
+    branches: list[dict[str, Any]] = []
+    for index, (pool, runs) in enumerate(settings.pool_capabilities.items()):
+        kinds = [t.value for t in task_types if t in runs]
+        if not kinds:
+            continue
+        required = [] if default in runs else ["task_type"]
+        task_type = {"task_type": {"enum": kinds}}
+        branches.append(
+            {"properties": {"model": {"const": pool}, **task_type}, "required": ["model", *required]}
+        )
+        if index == 0:  # the default pool, when model is omitted
+            branches.append({"not": {"required": ["model"]}, "properties": task_type, "required": required})
+    return {"anyOf": branches} if branches else {"not": {}}
+
+
 def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
-    common = _common(settings)
+    text_types = (TaskType.TEXT_TO_VIDEO, TaskType.TEXT_TO_AUDIO)
+    common = _common(settings, text_types)
     prompt = {"type": "string", "minLength": 1, "maxLength": settings.max_prompt_chars}
     auth_errors = {
         "401": _error("missing or invalid API key"),
@@ -88,15 +125,17 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         "409": _error("Idempotency-Key conflict"),
         "413": _error("body too large"),
         "415": _error("not JSON"),
-        "422": _error("invalid field"),
+        "422": _error("invalid field, or work no configured pool runs (field model or task_type)"),
         "503": _error("Kafka unavailable; nothing recorded; see Retry-After"),
         **auth_errors,
     }
     story_request = {
         "type": "object",
         "additionalProperties": False,
-        "description": "exactly one of story_text and scenes",
+        "description": "exactly one of story_text and scenes; model and task_type a pair some pool runs "
+        "(image_to_video takes an image: POST /v1/jobs)",
         "oneOf": [{"required": ["story_text"]}, {"required": ["scenes"]}],
+        **_runnable(settings, text_types),
         "properties": {
             **{k: v for k, v in common.items()},
             "story_text": {"type": "string", "minLength": 1, "maxLength": settings.max_story_chars},
@@ -117,13 +156,18 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": ["prompt"],
+        "description": "model and task_type a pair some pool runs (image_to_video: send multipart)",
         "properties": {**common, "prompt": prompt},
+        **_runnable(settings, text_types),
     }
+    image_types = (TaskType.IMAGE_TO_VIDEO,)
     job_form = {
         "type": "object",
         "required": ["prompt", "image"],
+        "description": "image_to_video: model must name a pool that runs it",
+        **_runnable(settings, image_types),
         "properties": {
-            **{k: v for k, v in common.items() if k != "params"},
+            **{k: v for k, v in _common(settings, image_types).items() if k != "params"},
             "prompt": prompt,
             "params": {"type": "string", "description": "GenerationParams as JSON text"},
             "image": {
@@ -173,7 +217,11 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
                 "parameters": [idempotency],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": job_request}, "multipart/form-data": {"schema": job_form}},
+                    "content": {
+                        JSON: {"schema": job_request},
+                        # Only when some pool runs image_to_video; the gateway refuses the upload otherwise.
+                        **({"multipart/form-data": {"schema": job_form}} if "anyOf" in job_form else {}),
+                    },
                 },
                 "responses": submit_responses,
             },

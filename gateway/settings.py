@@ -1,17 +1,25 @@
 """The gateway's settings, read once from the environment in its entry point and passed down.
 
 ``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` fall back to the local stack when unset. Sizes are bytes,
-durations seconds, rates per minute. A rate of 0 switches that limit off.
+durations seconds, rates per minute. A rate of 0 switches that limit off. The pools and what each one
+runs come from ``GPU_POOLS_FILE`` / ``GPU_POOLS``, the configuration the GPU consumers run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
-from ops.config import ConnectionSettings, Env, Secret, pool_names
+from ops.config import PIPELINE_TASK_TYPES, ConnectionSettings, Env, Secret, pool_capabilities
 from ops.exceptions import ConfigError
+from schemas.records import TaskType
 from schemas.topics import DEFAULT_POOL, TopicCatalog
+
+DEFAULT_CAPABILITIES: Mapping[str, frozenset[TaskType]] = MappingProxyType(
+    {DEFAULT_POOL: PIPELINE_TASK_TYPES["text_to_video"]}
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,8 @@ class GatewaySettings:
     mongodb_url: Secret
     mongodb_database: str
     topic_prefix: str
-    pools: tuple[str, ...] = (DEFAULT_POOL,)
+    # Pool -> the task types its pipeline runs, default first: work no pool runs is refused (422).
+    pool_capabilities: Mapping[str, frozenset[TaskType]] = field(default_factory=lambda: DEFAULT_CAPABILITIES)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -52,9 +61,9 @@ class GatewaySettings:
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
         env = env or Env()
         connection = ConnectionSettings.from_env(env)
-        pools = pool_names(env)
+        capabilities = pool_capabilities(env)
         try:
-            TopicCatalog.build(prefix=connection.topic_prefix, pools=pools or (DEFAULT_POOL,))
+            TopicCatalog.build(prefix=connection.topic_prefix, pools=tuple(capabilities))
         except Exception as exc:  # CatalogError names the bad pool; say which variable held it
             raise ConfigError(f"GPU_POOLS: {exc}") from exc
         return cls(
@@ -62,7 +71,7 @@ class GatewaySettings:
             mongodb_url=connection.mongodb_url or Secret(_local_mongodb_url()),
             mongodb_database=connection.mongodb_database,
             topic_prefix=connection.topic_prefix,
-            pools=pools or (DEFAULT_POOL,),
+            pool_capabilities=capabilities,
             host=env.str("HOST", "127.0.0.1"),
             port=env.int("PORT", 8000, minimum=0, maximum=65535),
             workers=env.int("WORKERS", 1, minimum=1, maximum=256),
@@ -88,6 +97,14 @@ class GatewaySettings:
             idempotency_ttl_s=env.int("IDEMPOTENCY_TTL", 86_400, minimum=60),
             webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
         )
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        """The pool names, default first."""
+        return tuple(self.pool_capabilities)
+
+    def pools_running(self, task_type: TaskType) -> tuple[str, ...]:
+        return tuple(name for name, runs in self.pool_capabilities.items() if task_type in runs)
 
     @property
     def catalog(self) -> TopicCatalog:

@@ -123,11 +123,7 @@ def _submission(
     prompts: tuple[str, ...],
     story_text: str | None,
 ) -> Submission:
-    model = body.get("model", settings.pools[0])
-    if not isinstance(model, str) or model not in settings.pools:
-        raise InvalidRequest(
-            f"model must be one of the pools {list(settings.pools)}, got {model!r}", field="model"
-        )
+    model = _pool(body.get("model", settings.pools[0]), task_type, settings)
     title = body.get("title")
     if title is not None:
         title = text(title, "title", settings.max_title_chars)
@@ -221,6 +217,29 @@ def _task_type(value: Any) -> TaskType:
         raise InvalidRequest(
             f"task_type must be one of {[t.value for t in TaskType]}, got {value!r}", field="task_type"
         ) from None
+
+
+def _pool(model: Any, task_type: TaskType, settings: GatewaySettings) -> str:
+    """The pool ``model`` names, if it is configured and its pipeline runs ``task_type``.
+
+    Work no pool runs would stay queued forever, so it is refused here, from the pools' declared
+    pipelines (``GPU_POOLS`` / ``GPU_POOLS_FILE``), rather than accepted and left waiting.
+    """
+    pools = ", ".join(settings.pools)
+    if not isinstance(model, str):
+        raise InvalidRequest(f"model must be a string naming a pool; pools: {pools}", field="model")
+    runs = settings.pool_capabilities.get(model)
+    if runs is None:
+        raise InvalidRequest(f"no pool named {model!r}; pools: {pools}", field="model")
+    if task_type not in runs:
+        able = settings.pools_running(task_type)
+        raise InvalidRequest(
+            f"pool {model!r} runs {', '.join(sorted(runs))}; {task_type.value} needs a pool whose "
+            f"pipeline is {task_type.value} "
+            + (f"(pools that run it: {', '.join(able)})" if able else "(no configured pool runs it)"),
+            field="task_type",
+        )
+    return model
 
 
 def _scenes(value: Any, settings: GatewaySettings) -> tuple[str, ...]:

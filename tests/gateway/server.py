@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -12,7 +13,8 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
-from gateway.settings import GatewaySettings
+from gateway.settings import DEFAULT_CAPABILITIES, GatewaySettings
+from ops.config import PIPELINE_TASK_TYPES
 
 
 def free_port() -> int:
@@ -78,4 +80,17 @@ def gateway_env(settings: GatewaySettings) -> dict[str, str]:
         "RATE_LIMIT_ACCOUNT_PER_MINUTE": str(settings.account_rate_per_minute),
         "RATE_LIMIT_ACCOUNT_BURST": str(settings.account_burst),
         "PUBLISH_TIMEOUT": str(settings.publish_timeout_s),
+        **pools_env(settings),
     }
+
+
+def pools_env(settings: GatewaySettings) -> dict[str, str]:
+    """``GPU_POOLS`` declaring the settings' pools, each with the pipeline kind that runs what it runs."""
+    if dict(settings.pool_capabilities) == dict(DEFAULT_CAPABILITIES):
+        return {}
+    kinds = {task_types: kind for kind, task_types in PIPELINE_TASK_TYPES.items()}
+    pools = {
+        name: {"pipeline": kinds[runs], "model": "unused"}
+        for name, runs in settings.pool_capabilities.items()
+    }
+    return {"GPU_POOLS": json.dumps(pools)}

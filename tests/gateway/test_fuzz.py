@@ -7,6 +7,7 @@ number each, against a real uvicorn process on the real broker and MongoDB-wire 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -22,13 +23,19 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from gateway.accounts import AccountStore, NewAccount
-from schemas.records import Tier
+from schemas.records import TaskType, Tier
 from tests.gateway.factories import story_doc, task_doc
 from tests.gateway.server import gateway_env, served
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXAMPLES = 30
+# A pool of every kind, so every documented request body (image uploads too) is generated.
+POOLS = {
+    "default": frozenset({TaskType.TEXT_TO_VIDEO}),
+    "i2v": frozenset({TaskType.IMAGE_TO_VIDEO}),
+    "voice": frozenset({TaskType.TEXT_TO_AUDIO}),
+}
 
 
 def create_account(settings) -> NewAccount:
@@ -69,6 +76,7 @@ def fuzzer(operation: Any, mode: GenerationMode, url: str, auth: dict[str, str])
 
 
 def test_fuzzing_from_the_openapi_document_finds_no_server_error(settings, catalog, mongo_db):
+    settings = dataclasses.replace(settings, pool_capabilities=POOLS)
     account = create_account(settings)
     # Something for the read endpoints to find, so fuzzing reaches past the 404s.
     mongo_db.stories.insert_one(story_doc("fuzz", account.account_id))

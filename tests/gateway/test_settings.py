@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gateway.accounts import hash_key
 from gateway.settings import GatewaySettings
 from ops.config import Env
 from ops.exceptions import ConfigError
+from schemas.records import TaskType
 from schemas.view import ACCOUNTS, API_KEYS
 
 BASE = {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "MONGODB_URL": "mongodb://user:hunter2@db:27017"}
@@ -37,6 +39,10 @@ def test_from_env_reads_every_setting_and_masks_the_url():
         )
     )
     assert settings.pools == ("default", "big") and settings.port == 9000 and settings.workers == 4
+    assert dict(settings.pool_capabilities) == {
+        "default": {TaskType.TEXT_TO_VIDEO},
+        "big": {TaskType.TEXT_TO_VIDEO},
+    }
     assert settings.output_dir == Path("/data/out") and settings.user_limit_per_minute == 30
     assert settings.account_rate_per_minute == 120 and settings.account_burst == 20
     assert settings.task_ttl_s == 900 and settings.webhook_allow_private and settings.publish_timeout_s == 2.5
@@ -52,12 +58,32 @@ def test_from_env_reads_every_setting_and_masks_the_url():
         ("RATE_LIMIT_USER_PER_MINUTE", "-1"),
         ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
         ("GPU_POOLS", "a.b"),
+        ("GPU_POOLS", '{"wan": {"model": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"}}'),  # no pipeline
+        ("GPU_POOLS", '{"wan": {"pipeline": "video", "model": "x"}}'),
         ("PUBLISH_TIMEOUT", "0"),
     ],
 )
 def test_a_bad_variable_names_itself(name, value):
     with pytest.raises(ConfigError, match=name):
         GatewaySettings.from_env(Env({**BASE, name: value}))
+
+
+def test_pools_declare_what_they_run(tmp_path: Path):
+    path = tmp_path / "pools.json"
+    path.write_text(
+        json.dumps(
+            {
+                "i2v": {"pipeline": "image_to_video", "model": "x"},
+                "voice": {"pipeline": "text_to_audio", "model": "y"},
+                "bench": {"pipeline": "simulated"},
+            }
+        )
+    )
+    settings = GatewaySettings.from_env(Env({**BASE, "GPU_POOLS_FILE": str(path)}))
+    assert settings.pools == ("default", "i2v", "voice", "bench")
+    assert settings.pool_capabilities["i2v"] == {TaskType.IMAGE_TO_VIDEO}
+    assert settings.pools_running(TaskType.TEXT_TO_AUDIO) == ("voice", "bench")
+    assert settings.pools_running(TaskType.TEXT_TO_VIDEO) == ("default", "bench")
 
 
 def parser() -> argparse.ArgumentParser:

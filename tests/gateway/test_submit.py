@@ -94,7 +94,16 @@ def test_idempotency_key_reused_with_another_body_is_a_conflict(gateway, kafka_b
     assert len(consume(kafka_bootstrap, catalog.stories_submitted)) == 1
 
 
-def test_job_is_a_one_scene_story(gateway, kafka_bootstrap, catalog):
+# Pools whose pipelines run the task types the default pool (text_to_video) does not.
+POOLS = {
+    "default": frozenset({TaskType.TEXT_TO_VIDEO}),
+    "voice": frozenset({TaskType.TEXT_TO_AUDIO}),
+    "i2v": frozenset({TaskType.IMAGE_TO_VIDEO}),
+}
+
+
+def test_job_is_a_one_scene_story(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(pool_capabilities=POOLS)
     account = gateway.account()
     response = gateway.client.post(
         "/v1/jobs",
@@ -102,6 +111,7 @@ def test_job_is_a_one_scene_story(gateway, kafka_bootstrap, catalog):
         json={
             "prompt": "rain on a tin roof",
             "task_type": "text_to_audio",
+            "model": "voice",
             "params": {"audio_length_s": 4.5},
         },
     )
@@ -110,7 +120,7 @@ def test_job_is_a_one_scene_story(gateway, kafka_bootstrap, catalog):
     assert body["task_id"] == f"{body['story_id']}:0"
     assert body["links"]["task"] == f"/v1/tasks/{body['story_id']}:0"
     (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
-    assert event.task_type == TaskType.TEXT_TO_AUDIO
+    assert event.task_type == TaskType.TEXT_TO_AUDIO and event.model == "voice"
     assert [s.prompt for s in event.scenes] == ["rain on a tin roof"]
     assert event.params.audio_length_s == 4.5 and event.params.width == 0
 
@@ -118,23 +128,84 @@ def test_job_is_a_one_scene_story(gateway, kafka_bootstrap, catalog):
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def test_image_upload_is_stored_and_referenced_by_uri(gateway, kafka_bootstrap, catalog):
+def test_image_upload_is_stored_and_referenced_by_uri(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(pool_capabilities=POOLS)
     account = gateway.account()
     response = gateway.client.post(
         "/v1/jobs",
         headers=gateway.headers(account),
-        data={"prompt": "the cat turns its head", "params": '{"num_frames": 17}', "start_within_s": "120"},
+        data={
+            "prompt": "the cat turns its head",
+            "model": "i2v",
+            "params": '{"num_frames": 17}',
+            "start_within_s": "120",
+        },
         files={"image": ("cat.png", PNG, "image/png")},
     )
     assert response.status_code == 202, response.text
     (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
-    assert event.task_type == TaskType.IMAGE_TO_VIDEO
+    assert event.task_type == TaskType.IMAGE_TO_VIDEO and event.model == "i2v"
     assert event.params.num_frames == 17
     assert event.input is not None and event.input.media_type == "image/png"
     stored = gateway.client.app.state.gateway.store.local_path(event.input.uri)
     assert stored.read_bytes() == PNG
     assert stored.is_relative_to(gateway.settings.output_dir.resolve())
     assert event.deadline == event.submitted_at + 120_000
+
+
+def test_work_no_configured_pool_runs_is_refused_and_publishes_nothing(gateway, kafka_bootstrap, catalog):
+    """Only the default pool (text_to_video): audio and image-to-video would stay queued forever."""
+    headers = gateway.headers(gateway.account())
+    post = gateway.client.post
+    audio_story = post(
+        "/v1/stories", headers=headers, json={"story_text": "waves", "task_type": "text_to_audio"}
+    )
+    audio_job = post("/v1/jobs", headers=headers, json={"prompt": "rain", "task_type": "text_to_audio"})
+    image_job = post(
+        "/v1/jobs", headers=headers, data={"prompt": "it moves"}, files={"image": ("a.png", PNG, "image/png")}
+    )
+    for response, task_type in (
+        (audio_story, "text_to_audio"),
+        (audio_job, "text_to_audio"),
+        (image_job, "image_to_video"),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == {
+            "code": "invalid",
+            "message": f"pool 'default' runs text_to_video; {task_type} needs a pool whose pipeline is "
+            f"{task_type} (no configured pool runs it)",
+            "field": "task_type",
+        }
+    unknown = post(
+        "/v1/jobs",
+        headers=headers,
+        data={"prompt": "p", "model": "wan"},
+        files={"image": ("a.png", PNG, "image/png")},
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "model"
+    assert unknown.json()["error"]["message"] == "no pool named 'wan'; pools: default"
+    assert consume(kafka_bootstrap, catalog.stories_submitted) == []
+    # Nothing of the refused upload stays behind.
+    assert not (gateway.settings.output_dir / "uploads").exists()
+
+
+def test_the_pool_named_must_run_the_task_type(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(pool_capabilities=POOLS)
+    headers = gateway.headers(gateway.account())
+    wrong = gateway.client.post(
+        "/v1/jobs", headers=headers, json={"prompt": "rain", "task_type": "text_to_audio", "model": "i2v"}
+    )
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "task_type"
+    assert wrong.json()["error"]["message"] == (
+        "pool 'i2v' runs image_to_video; text_to_audio needs a pool whose pipeline is text_to_audio "
+        "(pools that run it: voice)"
+    )
+    story = gateway.client.post(
+        "/v1/stories", headers=headers, json={"story_text": "a fox", "model": "voice"}
+    )
+    assert story.status_code == 422 and story.json()["error"]["field"] == "task_type"
+    assert consume(kafka_bootstrap, catalog.stories_submitted) == []
 
 
 def test_cancel_publishes_story_cancelled(gateway, kafka_bootstrap, catalog, mongo_db):

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from gateway.idempotency import IDEMPOTENCY_KEYS
+from schemas.records import TaskType
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,13 @@ def dead_address() -> str:
 
 def test_kafka_down_gives_503_and_records_nothing(make_gateway, mongo_db):
     gateway = make_gateway(
-        kafka_bootstrap_servers=dead_address(), publish_timeout_s=1.0, unavailable_retry_after_s=7
+        kafka_bootstrap_servers=dead_address(),
+        publish_timeout_s=1.0,
+        unavailable_retry_after_s=7,
+        pool_capabilities={
+            "default": frozenset({TaskType.TEXT_TO_VIDEO}),
+            "i2v": frozenset({TaskType.IMAGE_TO_VIDEO}),
+        },
     )
     headers = gateway.headers(gateway.account(), **{"Idempotency-Key": "retry-me"})
     story = gateway.client.post("/v1/stories", headers=headers, json={"story_text": "a story"})
@@ -30,7 +37,10 @@ def test_kafka_down_gives_503_and_records_nothing(make_gateway, mongo_db):
     assert story.headers["retry-after"] == "7"
     assert story.json()["error"]["code"] == "unavailable"
     job = gateway.client.post(
-        "/v1/jobs", headers=headers, data={"prompt": "p"}, files={"image": ("a.png", PNG, "image/png")}
+        "/v1/jobs",
+        headers=headers,
+        data={"prompt": "p", "model": "i2v"},
+        files={"image": ("a.png", PNG, "image/png")},
     )
     assert job.status_code == 503
     assert mongo_db[IDEMPOTENCY_KEYS].count_documents({}) == 0

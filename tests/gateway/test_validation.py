@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ SETTINGS = GatewaySettings(
     mongodb_url=Secret("mongodb://unused"),
     mongodb_database="unused",
     topic_prefix="t.",
-    pools=("default", "big"),
+    pool_capabilities={
+        "default": frozenset({TaskType.TEXT_TO_VIDEO}),
+        "big": frozenset({TaskType.TEXT_TO_VIDEO}),
+        "voice": frozenset({TaskType.TEXT_TO_AUDIO}),
+        "i2v": frozenset({TaskType.IMAGE_TO_VIDEO}),
+        "sim": frozenset(TaskType),
+    },
     output_dir=Path("/nonexistent"),
     max_story_chars=100,
     max_prompt_chars=50,
@@ -29,6 +36,7 @@ SETTINGS = GatewaySettings(
     max_task_ttl_s=1000,
 )
 SCENES = {"scenes": [{"prompt": "a fox"}]}
+AUDIO = {**SCENES, "task_type": "text_to_audio", "model": "voice"}
 
 
 def story_error(body: object) -> InvalidRequest:
@@ -84,15 +92,14 @@ def story_error(body: object) -> InvalidRequest:
         ({**SCENES, "params": {"seed": 2**63}}, "params.seed"),
         ({**SCENES, "params": {"negative_prompt": "n" * 51}}, "params.negative_prompt"),
         ({**SCENES, "params": {"audio_length_s": 3.0}}, "params.audio_length_s"),
-        ({**SCENES, "task_type": "text_to_audio", "params": {"width": 256}}, "params.width"),
-        (
-            {**SCENES, "task_type": "text_to_audio", "params": {"audio_length_s": 0.1}},
-            "params.audio_length_s",
-        ),
-        (
-            {**SCENES, "task_type": "text_to_audio", "params": {"audio_length_s": 601}},
-            "params.audio_length_s",
-        ),
+        ({**AUDIO, "params": {"width": 256}}, "params.width"),
+        ({**AUDIO, "params": {"audio_length_s": 0.1}}, "params.audio_length_s"),
+        ({**AUDIO, "params": {"audio_length_s": 601}}, "params.audio_length_s"),
+        # Work no configured pool runs: the named pool (or the default one) cannot run the task type.
+        ({**SCENES, "task_type": "text_to_audio"}, "task_type"),
+        ({**SCENES, "task_type": "text_to_audio", "model": "big"}, "task_type"),
+        ({**SCENES, "task_type": "text_to_video", "model": "voice"}, "task_type"),
+        ({**SCENES, "model": "voice"}, "task_type"),  # the default task type, text_to_video
     ],
 )
 def test_story_rules_name_the_field(body, field):
@@ -117,8 +124,38 @@ def test_defaults_are_filled_in_and_valid_values_kept():
     assert story.params.width == 1024 and story.params.height == 320 and story.params.guidance_scale == 7.0
     assert story.params.seed == 0 and story.params.negative_prompt == ""
     assert story.start_within_s == SETTINGS.task_ttl_s
-    audio = parse_story({"story_text": "waves", "task_type": "text_to_audio"}, SETTINGS)
+    audio = parse_story({"story_text": "waves", "task_type": "text_to_audio", "model": "voice"}, SETTINGS)
     assert audio.params.width == 0 and audio.params.audio_length_s == 10.0
+    assert parse_story({**SCENES, "task_type": "text_to_audio", "model": "sim"}, SETTINGS).model == "sim"
+
+
+def test_an_unknown_model_names_the_pools():
+    error = story_error({**SCENES, "model": "huge"})
+    assert (error.status, error.field) == (422, "model")
+    assert error.message == "no pool named 'huge'; pools: default, big, voice, i2v, sim"
+
+
+def test_a_task_type_the_pool_cannot_run_says_what_would():
+    error = story_error({**SCENES, "task_type": "text_to_audio"})
+    assert (error.status, error.field) == (422, "task_type")
+    assert error.message == (
+        "pool 'default' runs text_to_video; text_to_audio needs a pool whose pipeline is text_to_audio "
+        "(pools that run it: voice, sim)"
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        parse_job({"prompt": "p", "model": "big"}, SETTINGS, has_image=True)
+    assert caught.value.field == "task_type"
+    assert caught.value.message == (
+        "pool 'big' runs text_to_video; image_to_video needs a pool whose pipeline is image_to_video "
+        "(pools that run it: i2v, sim)"
+    )
+    only_video = dataclasses.replace(
+        SETTINGS, pool_capabilities={"default": frozenset({TaskType.TEXT_TO_VIDEO})}
+    )
+    with pytest.raises(InvalidRequest, match=r"\(no configured pool runs it\)$") as caught:
+        parse_job({"prompt": "p", "task_type": "text_to_audio"}, only_video, has_image=False)
+    assert caught.value.field == "task_type"
+    assert parse_job({"prompt": "p", "model": "i2v"}, SETTINGS, has_image=True).model == "i2v"
 
 
 @pytest.mark.parametrize(
@@ -138,7 +175,8 @@ def test_job_rules_name_the_field(body, has_image, field):
 
 
 def test_an_image_makes_a_job_image_to_video():
-    assert parse_job({"prompt": "p"}, SETTINGS, has_image=True).task_type == TaskType.IMAGE_TO_VIDEO
+    job = parse_job({"prompt": "p", "model": "i2v"}, SETTINGS, has_image=True)
+    assert job.task_type == TaskType.IMAGE_TO_VIDEO
 
 
 @pytest.mark.parametrize("body", [b"{", b'{"a": NaN}', b'{"a": Infinity}', b"\xff", b"1" * 5000])
