@@ -5,11 +5,18 @@ stall Faust's event loop, it wants large consumed batches (one read and one bulk
 is what keeps a MongoDB-wire server fed), and it commits offsets explicitly after its side effects, with
 none of Faust's rebalance troubles. It runs in its own thread of the ``storee streams`` worker.
 
-Guarantee: at least once, with idempotent effects. For each flush: decode (undecodable records go to
-the DLQ), reduce each story's events into its documents (:mod:`streams.view`; order and duplicates do not
-matter), produce the StoryCompleted events that became due and wait for Kafka's acknowledgement, write
-the documents, then commit the offsets. A crash anywhere replays the flush into the same documents; a
+Guarantee: at least once, with idempotent effects. For each flush: decode and check the contract
+(invalid task.events records go to the DLQ; other topics' are dead-lettered by their own processor, and
+a contract-breaking StorySubmitted that names its story and account fails that story), reduce each
+story's events into its documents (:mod:`streams.view`; order and duplicates do not matter), produce
+the StoryCompleted events that became due and wait for Kafka's acknowledgement, write the documents,
+then commit the offsets. A crash anywhere replays the flush into the same documents; a
 StoryCompleted may be re-sent with the same event id, never lost.
+
+One story never costs another: a story whose facts cannot be reduced or written sends its records to
+the DLQ and the rest of the flush is written. Outages are waited out in place: while Kafka or MongoDB
+is unreachable the same flush is retried with backoff (``storee_streams_waiting_for_dependency``), the
+offsets stay uncommitted, and the worker's splitter and batcher keep running.
 
 A story's documents are read from MongoDB only when this materializer does not remember writing them
 (:mod:`streams.view_cache`); a busy story is then written every flush but read once.
@@ -17,24 +24,37 @@ A story's documents are read from MongoDB only when this materializer does not r
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from pymongo.errors import ConnectionFailure
 
-from ops.kafka import DurableProducer, KafkaUnavailable
+from ops.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
-from schemas.events import Event
-from schemas.exceptions import CodecError
+from schemas.contract import MAX_TIME_MS
+from schemas.events import Event, StorySubmitted
+from schemas.exceptions import CodecError, ContractError
 from schemas.topics import TopicCatalog
 from streams.dead_letters import letter_for
 from streams.exceptions import ViewConflict
 from streams.metrics import StreamMetrics
 from streams.settings import VIEW_FLUSH_MAX
-from streams.view import Doc, Fact, SceneCounter, StoryView, expand, reduce_story, story_id_of, task_id_of
+from streams.view import (
+    Doc,
+    Fact,
+    RejectedStory,
+    SceneCounter,
+    StoryView,
+    expand,
+    reduce_story,
+    story_id_of,
+    task_id_of,
+)
 from streams.view_cache import ViewCache
 from streams.view_store import JobViewStore
 
@@ -42,6 +62,33 @@ log = logging.getLogger(__name__)
 
 AGENT = "materializer"
 MAX_CONFLICT_RETRIES = 5
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+
+
+def outage_cause(error: BaseException) -> str | None:
+    """``"kafka"`` or ``"mongodb"`` when ``error`` means that server is unreachable, else None."""
+    if isinstance(error, KafkaUnavailable | DeliveryFailed | KafkaException):
+        return "kafka"
+    if isinstance(error, ConnectionFailure | ViewConflict):
+        return "mongodb"
+    return None
+
+
+def rejected_story(error: CodecError) -> RejectedStory | None:
+    """The failed story a contract-breaking StorySubmitted stands for, if it names story and account."""
+    event = getattr(error, "event", None)
+    if not isinstance(error, ContractError) or not isinstance(event, StorySubmitted) or not error.story_id:
+        return None
+    if error.field == "account_id":
+        return None  # nobody could see the story: the DLQ record is all there is
+    return RejectedStory(
+        story_id=error.story_id,
+        account_id=event.account_id,
+        event_time=min(max(event.event_time, 0), MAX_TIME_MS),
+        event_id=event.event_id[:64],
+        reason=f"the submission broke the event contract: {error}"[:2000],
+    )
 
 
 def view_topics(catalog: TopicCatalog) -> list[str]:
@@ -78,8 +125,8 @@ class Materializer:
         self.cache = ViewCache(cache_stories)
 
     def run(self, stop: threading.Event) -> None:
-        """Consume, materialize and commit until ``stop`` is set."""
-        self.store.ensure_indexes()
+        """Consume, materialize and commit until ``stop`` is set; outages are waited out, never fatal."""
+        self._wait_out(stop, "ensure_indexes", self.store.ensure_indexes)
         consumer = self.consumer_factory()
         consumer.subscribe(view_topics(self.catalog))
         log.info("materializer started topics=%s", view_topics(self.catalog))
@@ -88,7 +135,8 @@ class Materializer:
                 messages = consumer.consume(num_messages=self.flush_max, timeout=self.flush_s)
                 if not messages:
                     continue
-                self.process(messages)
+                if not self._wait_out(stop, "flush", functools.partial(self.process, messages)):
+                    return  # stopping mid-outage: nothing was committed, the next run replays the flush
                 offsets = _next_offsets(messages)
                 if offsets:
                     try:
@@ -100,9 +148,42 @@ class Materializer:
             self.producer.close()
             log.info("materializer stopped")
 
+    def _wait_out(self, stop: threading.Event, what: str, step: Callable[[], object]) -> bool:
+        """Run ``step`` until it succeeds, backing off while Kafka or MongoDB is unavailable.
+
+        Returns False if ``stop`` was set first. The step is a whole flush, idempotent, so running it
+        again after a partial failure writes the same documents. An error that is not an outage is a
+        bug the per-story isolation did not catch: it is retried too (slowly, and logged with its
+        traceback) rather than crash the worker, so splitting and batching go on meanwhile.
+        """
+        delay = RETRY_FIRST_S
+        waiting = self.metrics.waiting.labels(AGENT)
+        try:
+            while not stop.is_set():
+                try:
+                    step()
+                    return True
+                except Exception as exc:  # noqa: BLE001 - see the docstring
+                    cause = outage_cause(exc)
+                    waiting.set(1)
+                    self.metrics.outage_retries.labels(AGENT, cause or "error").inc()
+                    if cause is None:
+                        log.exception("materializer %s failed; retrying in %.1fs", what, delay)
+                    else:
+                        log.warning(
+                            "materializer waits for %s (%s): %s; retrying in %.1fs", cause, what, exc, delay
+                        )
+                    self.cache.clear()  # what landed is unknown: read the documents back
+                    stop.wait(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+            return False
+        finally:
+            waiting.set(0)
+
     def process(self, messages: Sequence[Message]) -> None:
         """Materialize one flush of consumed records (the part between consume and commit)."""
         facts: dict[str, list[Fact]] = defaultdict(list)
+        sources: dict[str, list[Message]] = defaultdict(list)
         for message in messages:
             error = message.error()
             if error is not None:
@@ -111,26 +192,58 @@ class Materializer:
                 continue
             self._events_in.inc()
             try:
-                event: Event = self.codec.decode(message.value())  # type: ignore[arg-type]  # None: CodecError
+                event: Event = self.codec.read(message.value())  # type: ignore[arg-type]  # None: CodecError
             except CodecError as exc:
-                self._dead_letter(message, exc)
+                self._bad_record(message, exc)
+                rejected = rejected_story(exc)
+                if rejected is not None:
+                    facts[rejected.story_id].append(rejected)
+                    sources[rejected.story_id].append(message)
                 continue
             for fact in expand(event):
-                facts[story_id_of(fact)].append(fact)
-        self.materialize(facts)
+                story_id = story_id_of(fact)
+                facts[story_id].append(fact)
+                sources[story_id].append(message)
+        self.materialize(facts, sources)
         if self.producer.flush(30):
             raise KafkaUnavailable("dead letters were not acknowledged within 30s")
 
-    def materialize(self, facts: dict[str, list[Fact]]) -> None:
-        """Apply each story's facts to its documents and write them, again on a conflict."""
+    def materialize(
+        self, facts: dict[str, list[Fact]], sources: Mapping[str, Sequence[Message]] | None = None
+    ) -> None:
+        """Apply each story's facts to its documents and write them, again on a conflict.
+
+        A story whose facts cannot be reduced or written (anything but an outage) is set aside: its
+        records go to the DLQ with the reason and the other stories of the flush are written.
+        """
         pending = dict(facts)
         for _ in range(MAX_CONFLICT_RETRIES):
             if not pending:
                 return
-            conflicted = self._apply(pending)
+            try:
+                conflicted = self._apply(pending)
+            except Exception as exc:
+                if outage_cause(exc) is not None or len(pending) == 1:
+                    raise
+                conflicted = self._apply_one_by_one(pending, sources or {})
             pending = {story_id: pending[story_id] for story_id in conflicted}
         if pending:
             raise ViewConflict(f"stories {sorted(pending)[:5]} kept conflicting with another writer")
+
+    def _apply_one_by_one(
+        self, facts: dict[str, list[Fact]], sources: Mapping[str, Sequence[Message]]
+    ) -> set[str]:
+        conflicted: set[str] = set()
+        for story_id, story_facts in facts.items():
+            try:
+                conflicted |= self._apply({story_id: story_facts})
+            except Exception as exc:
+                if outage_cause(exc) is not None:
+                    raise
+                log.exception("story_id=%s cannot be materialized; its records go to the DLQ", story_id)
+                for message in sources.get(story_id, ()):
+                    self._dead_letter(message, exc)
+        return conflicted
 
     def _apply(self, facts: dict[str, list[Fact]]) -> set[str]:
         cached, missing = self.cache.take(facts)
@@ -190,6 +303,17 @@ class Materializer:
         if self.producer.flush(30) or failures:
             raise KafkaUnavailable(f"StoryCompleted not acknowledged: {failures[:3]}")
         self.metrics.events_out.labels(AGENT, "StoryCompleted").inc(len(views))
+
+    def _bad_record(self, message: Message, error: Exception) -> None:
+        """A record that is not a valid event: task.events' are dead-lettered here; the other topics'
+        by the processor that consumes them (splitter, batcher, GPU consumers), so each bad record
+        lands in the DLQ once."""
+        if message.topic() == self.catalog.task_events:
+            self._dead_letter(message, error)
+        else:
+            log.info(
+                "skipping invalid record topic=%s offset=%s: %s", message.topic(), message.offset(), error
+            )
 
     def _dead_letter(self, message: Message, error: Exception) -> None:
         record = letter_for(message, error, AGENT)

@@ -56,6 +56,18 @@ class StreamMetrics:
             registry=r,
         )
         self.dlq = Counter("storee_streams_dlq", "Records sent to the DLQ, by agent", ["agent"], registry=r)
+        self.outage_retries = Counter(
+            "storee_streams_outage_retries",
+            "Flushes retried in place because Kafka or MongoDB was unavailable, by agent and cause",
+            ["agent", "cause"],
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "storee_streams_waiting_for_dependency",
+            "1 while an agent waits out an outage of Kafka or MongoDB",
+            ["agent"],
+            registry=r,
+        )
         self._tasks_batched = 0
         self._batches = 0
 

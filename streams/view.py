@@ -67,7 +67,19 @@ class BatchedTask:
     task: BatchTask
 
 
-Fact = Event | BatchedTask
+@dataclass(frozen=True, slots=True)
+class RejectedStory:
+    """A StorySubmitted that broke the contract, but names its story and account: the story fails."""
+
+    story_id: str
+    account_id: str
+    event_time: int
+    event_id: str
+    reason: str
+    sequence: int = 0
+
+
+Fact = Event | BatchedTask | RejectedStory
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +134,7 @@ def new_story(story_id: str) -> Doc:
         "counts": _counts(), "progress": 0.0, "submitted_at": None, "started_at": None,
         "finished_at": None, "callback_url": None, "idempotency_key": None, "outputs": [], "updated_at": 0,
         "_sub": None, "_tc_req": None, "_tc_split": None, "_split_error": None, "_cancel": None,
-        "_completed_emitted": False, "_seq": 0, "_tasks": [],
+        "_completed_emitted": False, "_seq": 0, "_tasks": [], "_rejected": None,
     }  # fmt: skip
 
 
@@ -146,7 +158,7 @@ def task_id_of(fact: Fact) -> str | None:
     return getattr(fact, "task_id", None)
 
 
-def _event_of(fact: Fact) -> Event:
+def _event_of(fact: Fact) -> Event | RejectedStory:
     return fact.batch if isinstance(fact, BatchedTask) else fact
 
 
@@ -157,7 +169,10 @@ def _apply_story(doc: Doc, fact: Fact, count_scenes: SceneCounter) -> None:
         doc["_seq"] = max(
             doc["_seq"], fact.task.sequence if isinstance(fact, BatchedTask) else event.sequence
         )
-    if isinstance(fact, StorySubmitted):
+    if isinstance(fact, RejectedStory):
+        if doc.get("_rejected") is None or [fact.event_time, fact.event_id] < doc["_rejected"][:2]:
+            doc["_rejected"] = [fact.event_time, fact.event_id, fact.reason]
+    elif isinstance(fact, StorySubmitted):
         key = [fact.event_time, fact.event_id]
         if doc["_sub"] is None or key < doc["_sub"]:
             doc["_sub"] = key
@@ -168,8 +183,12 @@ def _apply_story(doc: Doc, fact: Fact, count_scenes: SceneCounter) -> None:
             )  # fmt: skip
             try:
                 doc["_tc_split"], doc["_split_error"] = count_scenes(fact), None
-            except StreamsError as exc:
-                code = getattr(exc, "code", type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a story the splitter cannot split fails with the reason
+                code = (
+                    getattr(exc, "code", type(exc).__name__)
+                    if isinstance(exc, StreamsError)
+                    else "split_failed"
+                )
                 doc["_tc_split"], doc["_split_error"] = 0, {"code": code, "message": str(exc)}
     elif isinstance(fact, TaskRequested):
         doc["_tc_req"] = max(doc["_tc_req"] or 0, fact.task_count)
@@ -311,6 +330,11 @@ def _finalize_story(doc: Doc, tasks: Iterable[Doc]) -> StoryCompleted | None:
     tasks = sorted(tasks, key=lambda t: (t["scene_index"] if t["scene_index"] is not None else -1, t["_id"]))
     requested = doc["_tc_req"]
     task_count = requested if requested is not None else doc["_tc_split"]
+    rejected = doc.get("_rejected")
+    if rejected is not None and doc["_sub"] is None and requested is None:
+        # Only a submission that broke the contract was seen: it ends here, failed, with the reason.
+        task_count, doc["_split_error"] = 0, {"code": "invalid_event", "message": rejected[2]}
+        doc["_seq"] = max(doc["_seq"], 0)
     doc["task_count"] = task_count
     doc["error"] = doc["_split_error"] if requested is None else None
     counts = _counts()
@@ -342,7 +366,8 @@ def _finalize_story(doc: Doc, tasks: Iterable[Doc]) -> StoryCompleted | None:
     if cancelled:
         status, finished_at = StoryStatus.CANCELLED, doc["_cancel"][0]
     elif doc["error"] is not None:
-        status, finished_at = StoryStatus.FAILED, doc["_sub"][0] if doc["_sub"] else doc["updated_at"]
+        first_seen = doc["_sub"] or doc.get("_rejected")
+        status, finished_at = StoryStatus.FAILED, first_seen[0] if first_seen else doc["updated_at"]
     elif all_terminal:
         done = counts[TaskStatus.COMPLETED.value] >= (task_count or 0)
         status = StoryStatus.COMPLETED if done else StoryStatus.FAILED

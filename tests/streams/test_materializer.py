@@ -13,7 +13,7 @@ from streams.metrics import StreamMetrics
 from streams.splitting import split
 from streams.view import expand, reduce_story
 from streams.view_store import JobViewStore
-from tests.streams.factories import POLICY, T0, completed, started, story
+from tests.streams.factories import POLICY, T0, completed, params, started, story
 from tests.streams.harness import CODEC
 from tests.streams.test_view import count_scenes
 
@@ -93,3 +93,84 @@ def test_a_story_the_cache_remembers_is_not_read_again(make_materializer, mongo_
     materializer.materialize({"s2": list(expand(make_batch(tasks, now=T0 + 20)))})
     assert _reads(materializer) == (1, 2)
     assert {doc["status"] for doc in _stored(mongo_db)[1].values()} == {"batched"}
+
+
+class _Record:
+    """What the materializer reads off a confluent-kafka message (the real one cannot be built)."""
+
+    def __init__(self, topic: str, offset: int, value: bytes) -> None:
+        self._topic, self._offset, self._value = topic, offset, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list:
+        return []
+
+    def error(self) -> None:
+        return None
+
+
+def test_a_contract_breaking_submission_fails_its_story_with_the_reason(make_materializer, mongo_db) -> None:
+    materializer = make_materializer()
+    bad = story("s-bad", params=params(fps=-1))
+    good = story("s-good", n_scenes=1)
+    topic = materializer.catalog.stories_submitted
+    materializer.process([_Record(topic, 0, CODEC.encode(bad)), _Record(topic, 1, CODEC.encode(good))])
+    stories, _ = _stored(mongo_db)
+    assert stories["s-bad"]["status"] == "failed"
+    assert stories["s-bad"]["error"]["code"] == "invalid_event"
+    assert "params.fps" in stories["s-bad"]["error"]["message"]
+    assert stories["s-bad"]["account_id"] == bad.account_id  # so its owner sees it
+    assert stories["s-good"]["status"] == "queued" and stories["s-good"]["task_count"] == 1
+
+
+def test_a_story_that_cannot_be_materialized_costs_no_other_story(make_materializer, mongo_db) -> None:
+    materializer = make_materializer()
+    good, doomed = story("s-fine", n_scenes=1), story("s-doomed", n_scenes=1)
+    records = {sid: [_Record("t", i, b"")] for i, sid in enumerate(("s-fine", "s-doomed"))}
+    # A fact the reduction cannot apply stands for any bug one story's events could trigger.
+    materializer.materialize({"s-fine": [good], "s-doomed": [doomed, object()]}, records)  # type: ignore[list-item]
+    assert materializer.producer.flush(10) == 0
+    stories, _ = _stored(mongo_db)
+    assert set(stories) == {"s-fine"}
+    assert (
+        materializer.metrics.registry.get_sample_value("storee_streams_dlq_total", {"agent": "materializer"})
+        == 1
+    )
+
+
+def test_outages_are_waited_out_in_place(make_materializer) -> None:
+    import threading
+
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    materializer = make_materializer()
+    failures = [ServerSelectionTimeoutError("no server"), ServerSelectionTimeoutError("still none")]
+    calls: list[int] = []
+
+    def step() -> None:
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+
+    assert materializer._wait_out(threading.Event(), "flush", step) is True
+    assert len(calls) == 3
+    sample = materializer.metrics.registry.get_sample_value
+    assert sample("storee_streams_outage_retries_total", {"agent": "materializer", "cause": "mongodb"}) == 2
+    assert sample("storee_streams_waiting_for_dependency", {"agent": "materializer"}) == 0
+    stopped = threading.Event()
+    stopped.set()
+    assert materializer._wait_out(stopped, "flush", step) is False
