@@ -56,7 +56,8 @@ ROUTES = [
 
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> Starlette:
-    """The gateway as an ASGI app; ``clock`` drives the rate limits (tests pass a fake one)."""
+    """The gateway as an ASGI app; ``clock`` drives the rate limits and the expiry of Idempotency-Keys
+    (tests pass a fake one)."""
     metrics = GatewayMetrics()
 
     @contextlib.asynccontextmanager
@@ -82,7 +83,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
                 clock=clock,
             ),
             idempotency=IdempotencyRecords(
-                database, ttl_s=settings.idempotency_ttl_s, lease_s=lease_seconds(settings.publish_timeout_s)
+                database,
+                ttl_s=settings.idempotency_ttl_s,
+                lease_s=lease_seconds(settings.publish_timeout_s),
+                clock=clock,
             ),
             jobs=JobView(database),
             publisher=publisher,

@@ -117,7 +117,9 @@ def openapi_document(settings: GatewaySettings) -> dict[str, Any]:
         "in": "header",
         "required": False,
         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-        "description": "same key and account: same story, published once",
+        "description": "same key and account within the key's lifetime (IDEMPOTENCY_TTL, "
+        f"{settings.idempotency_ttl_s} s from acceptance): the same story, published once; once the key "
+        "has expired it starts a new story with a new story_id",
     }
     submit_responses = {
         "202": {"description": "accepted and on Kafka", "content": {JSON: {"schema": _ref("Accepted")}}},

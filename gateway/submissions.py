@@ -17,7 +17,7 @@ from pymongo.errors import PyMongoError
 
 from gateway.accounts import Principal
 from gateway.exceptions import ServiceUnavailable
-from gateway.idempotency import Earlier, fingerprint, new_story_id, story_id_for
+from gateway.idempotency import Earlier, Reservation, fingerprint, new_story_id
 from gateway.publisher import PublishFailed
 from gateway.state import GatewayState
 from gateway.validation import Submission
@@ -60,15 +60,15 @@ async def submit(
     upload: Upload | None = None,
 ) -> Accepted:
     """Publish ``submission``; with a key, a repeat returns the first story instead of a second event."""
+    reservation: Reservation | None = None
     if idempotency_key is not None:
         request_hash = fingerprint(submission.canonical() + (upload.sha256.encode() if upload else b""))
-        story_id = story_id_for(principal.account_id, idempotency_key)
-        earlier = await state.idempotency.reserve(
-            principal.account_id, idempotency_key, story_id, request_hash
-        )
-        if isinstance(earlier, Earlier):
-            log.info("idempotent replay story_id=%s account_id=%s", earlier.story_id, principal.account_id)
-            return Accepted(earlier.story_id, earlier.submitted_at, replayed=True)
+        reserved = await state.idempotency.reserve(principal.account_id, idempotency_key, request_hash)
+        if isinstance(reserved, Earlier):
+            log.info("idempotent replay story_id=%s account_id=%s", reserved.story_id, principal.account_id)
+            return Accepted(reserved.story_id, reserved.submitted_at, replayed=True)
+        reservation = reserved
+        story_id = reservation.story_id
     else:
         story_id = new_story_id()
     uri = None
@@ -97,17 +97,17 @@ async def submit(
         )
         await _publish(state, state.catalog.stories_submitted, story_id, event)
     except BaseException:
-        if idempotency_key is not None:
-            await state.idempotency.release(principal.account_id, idempotency_key)
+        if idempotency_key is not None and reservation is not None:
+            await state.idempotency.release(principal.account_id, idempotency_key, reservation)
         if uri is not None:
             await asyncio.to_thread(_remove, state, uri)
         raise
-    if idempotency_key is not None:
+    if idempotency_key is not None and reservation is not None:
         try:
-            await state.idempotency.confirm(principal.account_id, idempotency_key, submitted_at)
+            await state.idempotency.confirm(principal.account_id, idempotency_key, reservation, submitted_at)
         except PyMongoError as exc:
             # The event is on Kafka, so this is still a 202; a retry after the lease re-publishes the
-            # same story id, which downstream deduplicates.
+            # same story id (the reservation keeps it), which downstream deduplicates.
             log.warning("could not confirm idempotency key story_id=%s: %s", story_id, exc)
     log.info(
         "accepted story_id=%s account_id=%s tier=%s scenes=%d",

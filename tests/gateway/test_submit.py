@@ -208,6 +208,28 @@ def test_the_pool_named_must_run_the_task_type(make_gateway, kafka_bootstrap, ca
     assert consume(kafka_bootstrap, catalog.stories_submitted) == []
 
 
+def test_start_within_s_sets_the_deadline_up_to_max_task_ttl(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(max_task_ttl_s=3600, pool_capabilities=POOLS)
+    headers = gateway.headers(gateway.account())
+    over = gateway.client.post(
+        "/v1/stories", headers=headers, json={"story_text": "s", "start_within_s": 3601}
+    )
+    assert over.status_code == 422 and over.json()["error"]["field"] == "start_within_s"
+    form = gateway.client.post(
+        "/v1/jobs",
+        headers=headers,
+        data={"prompt": "p", "model": "i2v", "start_within_s": "3601"},
+        files={"image": ("a.png", PNG, "image/png")},
+    )
+    assert form.status_code == 422 and form.json()["error"]["field"] == "start_within_s"
+    at_cap = gateway.client.post(
+        "/v1/stories", headers=headers, json={"story_text": "s", "start_within_s": 3600}
+    )
+    assert at_cap.status_code == 202, at_cap.text
+    (event,) = consume(kafka_bootstrap, catalog.stories_submitted)
+    assert event.deadline == event.submitted_at + 3_600_000
+
+
 def test_cancel_publishes_story_cancelled(gateway, kafka_bootstrap, catalog, mongo_db):
     account = gateway.account()
     mongo_db.stories.insert_one(

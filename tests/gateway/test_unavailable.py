@@ -52,7 +52,7 @@ def test_kafka_down_gives_503_and_records_nothing(make_gateway, mongo_db):
 
 
 def test_a_retry_after_kafka_returns_is_accepted_under_the_same_key(make_gateway, catalog, kafka_bootstrap):
-    """The key was not remembered while Kafka was down, so the retry publishes (with the derived id)."""
+    """The key was not remembered while Kafka was down, so the retry publishes (a fresh story id)."""
     down = make_gateway(kafka_bootstrap_servers=dead_address(), publish_timeout_s=1.0)
     account = down.account()
     headers = down.headers(account, **{"Idempotency-Key": "k"})
