@@ -1,9 +1,9 @@
 """The Faust app: the one global of ``streams/`` (STYLE.md, habit 3), composed from settings at import.
 
 ``faust -A streams.app worker`` and ``storee streams`` run the same thing: the splitter and batcher
-agents, the batcher's timer, and the materializer in a thread of its own. Agents are short loops that
-hand consumed records to the shells in :mod:`streams.splitter` and :mod:`streams.batcher`; the logic
-lives in pure modules (``splitting``, ``batching``, ``expiry``, ``view``).
+agents, the batcher's timer, and the materializer and deadline sweeper in threads of their own. Agents
+are short loops that hand consumed records to the shells in :mod:`streams.splitter` and
+:mod:`streams.batcher`; the logic lives in pure modules (``splitting``, ``batching``, ``expiry``, ``view``).
 
 Faust runs in its default at-least-once mode (not exactly_once): every effect is idempotent instead.
 Internal topics (the batcher's changelogs, the assignor's leader topic) are created by Faust's own
@@ -17,11 +17,13 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import mode
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from ops.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
@@ -34,6 +36,7 @@ from streams.settings import StreamSettings
 from streams.splitter import Splitter
 from streams.splitting import SplitPolicy, plan_scenes
 from streams.stalls import Remedy, StallWatch
+from streams.sweeper import Sweeper
 from streams.transport import App
 from streams.view_store import JobViewStore
 
@@ -187,19 +190,30 @@ async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any
     batcher_shell.forget({tp.partition for tp in revoked if tp.topic == catalog.tasks_requested})
 
 
-def build_materializer() -> Materializer:
-    client: MongoClient = MongoClient(settings.mongodb_url, serverSelectionTimeoutMS=10_000)
+def build_materializer(database: Database) -> Materializer:
     return Materializer(
         consumer_factory=lambda: make_consumer(settings.bootstrap_servers, settings.materializer_group),
         catalog=catalog,
         codec=codec,
-        store=JobViewStore(client[settings.mongodb_database]),
+        store=JobViewStore(database),
         producer=DurableProducer(settings.bootstrap_servers),
         metrics=metrics,
         count_scenes=lambda story: len(plan_scenes(story, split_policy)),
         flush_max=settings.view_flush_max,
         flush_s=settings.view_flush_s,
         cache_stories=settings.view_cache_stories,
+    )
+
+
+def build_sweeper(database: Database) -> Sweeper:
+    return Sweeper(
+        store=JobViewStore(database),
+        producer=DurableProducer(settings.bootstrap_servers),
+        codec=codec,
+        catalog=catalog,
+        metrics=metrics,
+        interval_s=settings.sweep_interval_s,
+        grace_s=settings.sweep_grace_s,
     )
 
 
@@ -216,29 +230,37 @@ class OutletService(mode.Service):
 
 
 @app.service
-class MaterializerService(mode.Service):
-    """Runs the materializer's blocking consumer loop in a thread beside Faust's event loop."""
+class ViewLoops(mode.Service):
+    """Runs the blocking loops over the job view (materializer, deadline sweeper) in threads of their
+    own beside Faust's event loop. Each waits out outages itself; one that still dies stops the worker,
+    for its supervisor to restart."""
 
     async def on_start(self) -> None:
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         if not settings.materializer_enabled:
             return
-        materializer = build_materializer()
-        self._thread = threading.Thread(
-            target=self._run, args=(materializer,), name="materializer", daemon=True
-        )
-        self._thread.start()
+        client: MongoClient = MongoClient(settings.mongodb_url, serverSelectionTimeoutMS=10_000)
+        database = client[settings.mongodb_database]
+        loops: list[tuple[str, Callable[[threading.Event], None]]] = [
+            ("materializer", build_materializer(database).run)
+        ]
+        if settings.sweep_interval_s > 0:
+            loops.append(("sweeper", build_sweeper(database).run))
+        for name, loop in loops:
+            thread = threading.Thread(target=self._run, args=(name, loop), name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
-    def _run(self, materializer: Materializer) -> None:
+    def _run(self, name: str, loop: Callable[[threading.Event], None]) -> None:
         try:
-            materializer.run(self._stop)
+            loop(self._stop)
         except Exception:
-            log.exception("materializer crashed; stopping the worker")
+            log.exception("%s crashed; stopping the worker", name)
             self._stop.set()
-            asyncio.run_coroutine_threadsafe(app.crash(RuntimeError("materializer crashed")), self.loop)
+            asyncio.run_coroutine_threadsafe(app.crash(RuntimeError(f"{name} crashed")), self.loop)
 
     async def on_stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 30)

@@ -42,6 +42,8 @@ class StreamSettings:
     producer_linger_s: float  # how long Faust's producer gathers records into one request
     stall_timeout_s: float  # lag that does not move this long is nudged, then the worker restarts; 0: off
     materializer_enabled: bool
+    sweep_interval_s: float
+    sweep_grace_s: float
     materializer_group: str
     view_flush_max: int
     view_flush_s: float
@@ -89,6 +91,8 @@ class StreamSettings:
             producer_linger_s=env.float("STREAMS_PRODUCER_LINGER_MS", 5.0, minimum=0.0, maximum=1e3) / 1e3,
             stall_timeout_s=env.float("STREAMS_STALL_TIMEOUT", 60.0, minimum=0.0),
             materializer_enabled=env.bool("STREAMS_MATERIALIZER", True),
+            sweep_interval_s=env.float("SWEEP_INTERVAL", 5.0, minimum=0.0),
+            sweep_grace_s=env.float("SWEEP_GRACE", 5.0, minimum=0.0),
             materializer_group=env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
             view_flush_max=env.int("VIEW_FLUSH_MAX", VIEW_FLUSH_MAX, minimum=1),
             view_flush_s=env.float("VIEW_FLUSH_INTERVAL", 0.2, minimum=0.001),

@@ -64,6 +64,13 @@ class JobViewStore:
         self.tasks.create_index(
             [("pool", ASCENDING), ("tier", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]
         )
+        self.tasks.create_index([("status", ASCENDING), ("deadline", ASCENDING)])  # the deadline sweeper
+
+    def overdue(self, now: int, limit: int) -> list[Doc]:
+        """Tasks not started (queued or batched) whose deadline is before ``now``, oldest first."""
+        query = {"status": {"$in": ["queued", "batched"]}, "deadline": {"$lt": now}}
+        fields = {"story_id": 1, "deadline": 1, "attempt": 1, "_seq": 1}
+        return list(self.tasks.find(query, fields).sort("deadline", ASCENDING).limit(limit))
 
     def load(self, story_ids: Sequence[str], task_ids: Iterable[str] = ()) -> Loaded:
         """The stored documents of ``story_ids`` and all their tasks.
