@@ -92,7 +92,9 @@ cancelled_table = app.Table(
     "batcher-cancelled", partitions=settings.tasks_partitions, key_type=bytes, value_type=bytes
 )
 # Records the agents produce go through librdkafka; Faust flushes it before committing offsets.
-linger: dict[str, Any] = {"linger.ms": settings.producer_linger_s * 1000}
+# No local timeout: during an outage records wait in librdkafka's queue until Kafka is back, and the
+# flush before each commit waits with them (streams.outlet), rather than fail them after 5 minutes.
+linger: dict[str, Any] = {"linger.ms": settings.producer_linger_s * 1000, "message.timeout.ms": 0}
 outlet = KafkaOutlet(DurableProducer(settings.bootstrap_servers, **linger))
 app.flush_hooks.append(outlet.flush)
 split_policy = SplitPolicy(
@@ -225,8 +227,10 @@ class OutletService(mode.Service):
         outlet.start()
 
     async def on_stop(self) -> None:
-        await outlet.flush()
-        await asyncio.to_thread(outlet.close)
+        try:
+            await outlet.flush(wait_out=False)
+        finally:
+            await asyncio.to_thread(outlet.close)
 
 
 @app.service

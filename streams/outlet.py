@@ -89,18 +89,30 @@ class KafkaOutlet:
                 # producer polls between tries) rather than drop the record or fail the one that came in.
                 log.warning("waiting for Kafka to take records topic=%s: %s", topic, exc)
 
-    async def flush(self) -> None:
+    async def flush(self, *, wait_out: bool = True) -> None:
         """Wait until every record sent so far is acknowledged; raise if any was refused since the last
-        flush (the caller must then not commit the offsets of the inputs behind them)."""
-        remaining = await asyncio.to_thread(self.producer.flush, self.flush_timeout_s)
-        with self._lock:
-            failures, self._failures = self._failures, []
-        if failures:
-            raise DeliveryFailed(f"{len(failures)} record(s) refused by Kafka, first: {failures[0]}")
-        if remaining:
-            raise KafkaUnavailable(
-                f"{remaining} record(s) not acknowledged within {self.flush_timeout_s:.0f}s"
-            )
+        flush (the caller must then not commit the offsets of the inputs behind them).
+
+        While Kafka is unreachable this waits, logging every ``flush_timeout_s``, instead of failing the
+        commit that called it: an outage is waited out, not turned into a restart. ``wait_out=False``
+        (on stop) gives up after one timeout and raises :class:`KafkaUnavailable`.
+        """
+        while True:
+            remaining = await asyncio.to_thread(self.producer.flush, self.flush_timeout_s)
+            with self._lock:
+                failures, self._failures = self._failures, []
+            if failures:
+                raise DeliveryFailed(f"{len(failures)} record(s) refused by Kafka, first: {failures[0]}")
+            if not remaining:
+                return
+            if not wait_out:
+                raise KafkaUnavailable(
+                    f"{remaining} record(s) not acknowledged within {self.flush_timeout_s:.0f}s"
+                )
+            log.warning(
+                "waiting for Kafka: %d record(s) not acknowledged after %.0fs more",
+                remaining, self.flush_timeout_s,
+            )  # fmt: skip
 
     def close(self) -> None:
         self._closed.set()

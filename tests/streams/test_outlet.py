@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from confluent_kafka import Message
 
-from ops.kafka import DeliveryFailed, DurableProducer
+from ops.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 from streams.outlet import KafkaOutlet
 
 pytestmark = pytest.mark.integration
@@ -56,3 +56,33 @@ def test_a_refused_record_fails_its_future_and_the_next_flush(kafka_bootstrap, m
         outlet.close()
     assert isinstance(error, DeliveryFailed)
     assert "1 record(s) refused" in message and topic in message
+
+
+def test_flush_waits_out_an_unreachable_broker_instead_of_failing():
+    # Nothing listens on port 1: every record stays unacknowledged, as in an outage.
+    unreachable = DurableProducer("127.0.0.1:1", **{"message.timeout.ms": 0, "logger": _silent()})
+    outlet = KafkaOutlet(unreachable, flush_timeout_s=0.2)
+    outlet.start()
+
+    async def scenario() -> bool:
+        outlet.send("any-topic", key=b"k", value=b"v")
+        waiting = asyncio.ensure_future(outlet.flush())
+        done, _ = await asyncio.wait({waiting}, timeout=1.5)  # several flush timeouts
+        still_waiting = not done
+        waiting.cancel()
+        with pytest.raises(KafkaUnavailable):
+            await outlet.flush(wait_out=False)  # on stop it gives up
+        return still_waiting
+
+    try:
+        assert asyncio.run(scenario())
+    finally:
+        outlet.close()
+
+
+def _silent():  # type: ignore[no-untyped-def]
+    import logging
+
+    quiet = logging.getLogger("tests.outlet.librdkafka")
+    quiet.setLevel(logging.CRITICAL)
+    return quiet
