@@ -53,5 +53,8 @@ class BatchRunner(Protocol):
     def run(
         self, request: BatchRequest, work_dir: Path, on_step: StepCallback | None = None
     ) -> list[RenderedMedia]:
-        """Render every task of ``request`` into ``work_dir``, in the request's order."""
+        """Render every task of ``request`` into ``work_dir``, in the request's order.
+
+        Files are named by the task's position in the request, never by its id.
+        """
         ...

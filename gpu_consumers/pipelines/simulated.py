@@ -41,8 +41,9 @@ class SimulatedRunner:
             if on_step is not None:
                 on_step(step, steps)
         outputs = []
-        for task in request.tasks:
-            path = work_dir / f"{task.task_id.replace(':', '_')}.simulated.txt"
+        for index, task in enumerate(request.tasks):
+            # Named by position, never by task id: an id is not trusted to be a safe file name.
+            path = work_dir / f"{index:04d}.simulated.txt"
             path.write_text(f"simulated output of task {task.task_id} (seed {task.seed})\n", encoding="utf-8")
             outputs.append(
                 RenderedMedia(

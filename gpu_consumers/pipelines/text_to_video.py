@@ -140,8 +140,9 @@ class TextToVideoRunner:
         """
         result = self(request, on_step)
         outputs = []
-        for task, video in zip(request.tasks, result.videos, strict=True):
-            path = work_dir / f"{task.task_id.replace(':', '_')}.mp4"
+        for index, (task, video) in enumerate(zip(request.tasks, result.videos, strict=True)):
+            # Named by position, never by task id: an id is not trusted to be a safe file name.
+            path = work_dir / f"{index:04d}.mp4"
             export_to_video(list(video), str(path), fps=request.params.fps)
             outputs.append(
                 RenderedMedia(
