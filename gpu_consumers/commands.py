@@ -59,4 +59,3 @@ def _make_tiny(args: argparse.Namespace) -> int:
     path = make_tiny_wan(args.dir, seed=args.seed, overwrite=args.overwrite)
     print(f"tiny text-to-video pipeline saved to {path}")
     return 0
-

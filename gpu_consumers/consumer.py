@@ -2,8 +2,21 @@
 
 Guarantee (at least once, idempotent effects): a batch's offset is committed only after every result
 event of the batch was acknowledged by Kafka, and per partition only up to the oldest record still in
-flight. A crash redoes at most the running and buffered batches; deterministic task ids and atomic
-output writes make a redo harmless, and the job view keeps one completion per task.
+flight. Kafka being unavailable is waited out (bounded backoff, logged and counted); nothing is
+committed meanwhile. A crash redoes at most the running and buffered batches; deterministic task ids,
+atomic output writes and manifests make a redo harmless and cheap (a task whose output is stored is
+re-announced, not rendered again), and the job view keeps one completion per task.
+
+One bad record never costs another: a record this member will not run (undecodable, breaking the
+contract, another pool's, a task type it cannot run) fails the tasks it names and goes to the DLQ
+with the reason; any exception while handling a batch fails the tasks of that batch that have no
+outcome yet and dead-letters it (:mod:`gpu_consumers.executor`). Either way its offset is committed
+and the member goes on. Only a broken client (a fatal Kafka error, in the consumers, the producer or
+the cancellation watcher) stops the member, with exit status 1, for its supervisor to restart.
+
+Cancels: a :class:`~gpu_consumers.cancellations.CancellationWatcher` reads StoryCancelled from
+``task.events``; the executor skips the tasks of cancelled stories before a batch, before each chunk
+and before storing an output.
 
 Groups: a member joins one group per tier (``<prefix>gpu-consumers.<pool>.<tier>``), each with one
 topic. With both topics in one group, the cooperative-sticky assignor balances partition *counts*
@@ -12,17 +25,37 @@ only: a member that joins later can be handed every partition of one tier and no
 one tier is empty). One group per tier spreads each tier over every member, so each member's
 scheduler sees both tiers.
 
+Takeover: members are static (``group.instance.id``, :mod:`gpu_consumers.membership`), with the
+classic protocol and the cooperative-sticky assignor. A member restarted after a crash joins with its
+predecessor's instance id and gets the same partitions back at once, without a rebalance: measured
+about 0.2 s from a kill -9 to the reassignment with an immediate restart (the rest is the restart
+itself: under the supervisor, kill to assignment takes the restart delay plus the process start).
+Dynamic members wait out the session timeout instead (43-45 s measured with the 45 s default). The
+new group protocol (KIP-848, ``group.protocol=consumer``) was measured too and does not help: a
+dynamic member's partitions also wait out the broker's 45 s session timeout, and a static member
+restarted before that is refused (UNRELEASED_INSTANCE_ID, fatal). The trade-offs of static members:
+
+* they do not leave the group on close, so a member that stops and never comes back would hold its
+  partitions for the session timeout. A graceful stop therefore leaves explicitly (``unsubscribe``
+  before ``close``, which librdkafka turns into a LeaveGroup for static members too: the partitions
+  move in about a second); only a crash, or ``GPU_LEAVE_GROUP_ON_STOP=0`` (for rolling restarts that
+  come back within the session timeout), keeps the membership. A host that dies for good still costs
+  the session timeout;
+* two live processes must never share an instance id (the newer fences the older): a per-host lock
+  file per slot guarantees that on one host; across hosts the base id (``GPU_INSTANCE_ID``, default
+  the host name) must differ.
+
 Threads: the main thread owns the Kafka consumers. It polls without pause (a paused partition returns
 nothing, but the poll keeps the member alive however long a batch runs, so ``max.poll.interval.ms``
 never expires), decodes batches into the :class:`WorkBuffer`, pauses a tier's partitions while that
-tier has a batch buffered, and commits finished batches. The pipeline thread takes the next batch the
-tier scheduler picks and runs it through the :class:`BatchExecutor`.
+tier has work buffered, and commits finished work. The pipeline thread takes the next item (a rejected
+record first, else the batch the tier scheduler picks) and runs it through the :class:`BatchExecutor`.
 
-Rebalances are cooperative: on revocation the buffered batches of the revoked partitions are dropped
-and their offsets forgotten, so nothing is committed for a partition another member now owns; a
-running batch of such a partition finishes, its results stand (the new owner's redo is idempotent),
-and its commit is skipped. On :meth:`GpuConsumer.stop` (SIGTERM) the member takes no new batch, hands
-back the buffered ones, finishes the running one within the grace period, commits, and leaves.
+Rebalances are cooperative: on revocation the buffered work of the revoked partitions is dropped and
+its offsets forgotten, so nothing is committed for a partition another member now owns; a running
+batch of such a partition finishes, its results stand (the new owner's redo is idempotent), and its
+commit is skipped. On :meth:`GpuConsumer.stop` (SIGTERM) the member takes no new batch, hands back
+the buffered ones, finishes the running one within the grace period, commits, and leaves.
 """
 
 from __future__ import annotations
@@ -38,27 +71,32 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from gpu_consumers.exceptions import UnsupportedTask
-from gpu_consumers.executor import BatchExecutor, BatchHandedBack
-from gpu_consumers.offsets import OffsetTracker, Partition
-from gpu_consumers.publisher import ResultPublisher
-from gpu_consumers.work import PendingBatch, WorkBuffer, record_headers, record_key
+from gpu_consumers.cancellations import CancellationWatcher
+from gpu_consumers.commits import Committer
+from gpu_consumers.exceptions import BatchHandedBack, KafkaClientBroken
+from gpu_consumers.executor import BatchExecutor
+from gpu_consumers.membership import InstanceClaim
+from gpu_consumers.offsets import Partition
+from gpu_consumers.work import (
+    PendingBatch,
+    Refusal,
+    RejectedRecord,
+    Work,
+    WorkBuffer,
+    read_batch,
+    record_headers,
+    record_key,
+)
 from schemas.codec import Codec
-from schemas.dlq import dead_letter
-from schemas.events import BatchReady
-from schemas.exceptions import CodecError
 from schemas.records import TaskType, Tier
 
 log = logging.getLogger(__name__)
-
-SERVICE = "gpu_consumers"
-COMMIT_RETRY_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     kind: str  # "done", "handed_back" or "fatal"
-    pending: PendingBatch
+    work: Work
     error: BaseException | None = None
 
 
@@ -71,7 +109,6 @@ class GpuConsumer:
         consumers: Mapping[Tier, Consumer],
         executor: BatchExecutor,
         buffer: WorkBuffer,
-        publisher: ResultPublisher,
         codec: Codec,
         topics: Mapping[str, Tier],
         pool: str,
@@ -81,11 +118,13 @@ class GpuConsumer:
         shutdown_grace_s: float,
         ready_file: Path | None = None,
         stop_event: threading.Event | None = None,
+        watcher: CancellationWatcher | None = None,
+        instance: InstanceClaim | None = None,
+        leave_group_on_stop: bool = True,
     ) -> None:
         self._consumers = dict(consumers)
         self._executor = executor
         self._buffer = buffer
-        self._publisher = publisher
         self._codec = codec
         self._topics = dict(topics)
         self._pool = pool
@@ -94,7 +133,10 @@ class GpuConsumer:
         self._poll_timeout = poll_timeout_s
         self._grace = shutdown_grace_s
         self._ready_file = ready_file
-        self._offsets = OffsetTracker()
+        self._watcher = watcher
+        self._instance = instance
+        self._leave_on_stop = leave_group_on_stop
+        self._commits = Committer(self._client, lambda partition: partition in self._assigned)
         self._outcomes: queue.Queue[_Outcome] = queue.Queue()
         self._assigned: set[Partition] = set()
         self._paused: set[Partition] = set()
@@ -103,8 +145,6 @@ class GpuConsumer:
         self._fatal: BaseException | None = None
         self._worker = threading.Thread(target=self._work, name=f"pipeline-{consumer_id}", daemon=True)
         self._joined: set[Tier] = set()
-        self._uncommitted: dict[Partition, int] = {}
-        self._commit_retry_at = 0.0
         self.ready = threading.Event()
 
     def stop(self) -> None:
@@ -113,6 +153,8 @@ class GpuConsumer:
 
     def run(self) -> int:
         """Consume until stopped; return 0 after a clean stop, 1 after a fatal error."""
+        if self._watcher is not None:
+            self._watcher.start()
         for tier, consumer in self._consumers.items():
             topics = [topic for topic, of in self._topics.items() if of is tier]
             consumer.subscribe(
@@ -141,21 +183,18 @@ class GpuConsumer:
                     if message is not None:
                         self._on_message(message)
                 self._drain_outcomes()
-                self._retry_commits()
+                self._commits.retry()
                 self._sync_pauses()
+                if self._watcher is not None and self._watcher.broken is not None and self._fatal is None:
+                    self._fatal = self._watcher.broken
                 if self._fatal is not None:
                     self._stopping.set()
         finally:
             self._stopping.set()
             self._buffer.close()
             self._drain_outcomes()
-            self._retry_commits()
-            for consumer in self._consumers.values():
-                try:
-                    # close() leaves the group at once, so the partitions move without a session timeout.
-                    consumer.close()
-                except (KafkaException, RuntimeError) as exc:
-                    log.warning("consumer close failed consumer=%s error=%s", self.consumer_id, exc)
+            self._commits.retry()
+            self._close()
         log.info("consumer stopped consumer=%s fatal=%s", self.consumer_id, self._fatal is not None)
         return 1 if self._fatal is not None else 0
 
@@ -164,9 +203,27 @@ class GpuConsumer:
     def _begin_stop(self) -> float:
         log.info("stopping consumer=%s running=%s", self.consumer_id, self._buffer.busy)
         self._buffer.close()
-        for pending in self._buffer.drop():
-            log.info("handing back batch_id=%s offset=%d", pending.batch.batch_id, pending.offset)
+        for item in self._buffer.drop():
+            log.info("handing back item=%s offset=%d", item.label, item.offset)
         return time.monotonic() + self._grace
+
+    def _close(self) -> None:
+        # A static member does not leave the group on close(); unsubscribe() first makes it leave, so
+        # after a graceful stop its partitions move at once. After a fatal error it stays a member:
+        # the restarted process takes its instance id and the same partitions back.
+        leave = self._fatal is None and self._leave_on_stop
+        for consumer in self._consumers.values():
+            try:
+                if leave:
+                    consumer.unsubscribe()
+                consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("consumer close failed consumer=%s error=%s", self.consumer_id, exc)
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._instance is not None:
+            self._instance.release()
+        log.info("left groups consumer=%s left=%s", self.consumer_id, leave)
 
     def _on_message(self, message: Message) -> None:
         error = message.error()
@@ -174,50 +231,32 @@ class GpuConsumer:
             if error.code() == KafkaError._PARTITION_EOF:
                 return
             if error.fatal():
-                self._fatal = KafkaException(error)
+                self._fatal = KafkaClientBroken(f"consumer fatal error: {error.str()}")
             log.warning("consumer error consumer=%s error=%s", self.consumer_id, error.str())
             return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None or (topic, partition) not in self._assigned:
             return  # fetched just before a revocation: the new owner reads it from the committed offset
-        self._offsets.take((topic, partition), offset)
-        value = message.value() or b""  # a tombstone fails decoding below and goes to the DLQ
-        headers = record_headers(message)
-        try:
-            event = self._codec.decode(value)
-            if not isinstance(event, BatchReady):
-                raise CodecError(f"{topic} carries BatchReady events, got {event.schema_name}")
-            if event.pool != self._pool:
-                raise UnsupportedTask(f"batch for pool {event.pool!r} on a topic of pool {self._pool!r}")
-            if event.task_type not in self._task_types:
-                raise UnsupportedTask(f"pool {self._pool!r} does not run {event.task_type.value} tasks")
-        except (CodecError, UnsupportedTask) as exc:
-            log.warning("dead letter topic=%s partition=%d offset=%d error=%s", topic, partition, offset, exc)
-            record = dead_letter(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=record_key(message),
-                value=value,
-                headers=headers,
-                error=exc,
-                service=SERVICE,
+        self._commits.take((topic, partition), offset)
+        value = message.value() or b""  # a tombstone fails decoding and goes to the DLQ
+        headers, key, tier = record_headers(message), record_key(message), self._topics[topic]
+        read = read_batch(self._codec, value, topic=topic, pool=self._pool, task_types=self._task_types)
+        if isinstance(read, Refusal):
+            log.warning(
+                "refusing record topic=%s partition=%d offset=%d reason=%s error=%s",
+                topic,
+                partition,
+                offset,
+                read.reason,
+                read.error,
             )
-            self._publisher.dead_letter_sync(record)
-            self._finish(topic, partition, offset)
+            self._buffer.put(
+                RejectedRecord(
+                    tier, topic, partition, offset, key, value, headers, read.error, read.reason, read.batch
+                )
+            )
             return
-        self._buffer.put(
-            PendingBatch(
-                batch=event,
-                tier=self._topics[topic],
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=record_key(message),
-                value=value,
-                headers=headers,
-            )
-        )
+        self._buffer.put(PendingBatch(read, tier, topic, partition, offset, key, value, headers))
 
     def _drain_outcomes(self) -> None:
         while True:
@@ -225,43 +264,11 @@ class GpuConsumer:
                 outcome = self._outcomes.get_nowait()
             except queue.Empty:
                 return
-            pending = outcome.pending
             if outcome.kind == "done":
-                self._finish(pending.topic, pending.partition, pending.offset)
+                self._commits.finish(outcome.work.source, outcome.work.offset)
             elif outcome.kind == "fatal":
                 self._fatal = outcome.error
             # handed_back: left uncommitted on purpose; the next owner redoes it.
-
-    def _finish(self, topic: str, partition: int, offset: int) -> None:
-        commit_at = self._offsets.finish((topic, partition), offset)
-        if commit_at is not None:
-            self._commit(topic, partition, commit_at)
-
-    def _commit(self, topic: str, partition: int, offset: int) -> None:
-        try:
-            self._client(topic).commit(offsets=[TopicPartition(topic, partition, offset)], asynchronous=False)
-            log.debug("committed topic=%s partition=%d offset=%d", topic, partition, offset)
-            self._uncommitted.pop((topic, partition), None)
-        except KafkaException as exc:
-            # Refused during a rebalance (stale generation) or after losing the partition. If it is
-            # still ours once the rebalance settles, the commit is retried; if not, the new owner
-            # redoes the batch from the last committed offset.
-            log.warning(
-                "commit failed topic=%s partition=%d offset=%d error=%s", topic, partition, offset, exc
-            )
-            if (topic, partition) in self._assigned:
-                previous = self._uncommitted.get((topic, partition), 0)
-                self._uncommitted[(topic, partition)] = max(offset, previous)
-                self._commit_retry_at = time.monotonic() + COMMIT_RETRY_S
-
-    def _retry_commits(self) -> None:
-        if not self._uncommitted or time.monotonic() < self._commit_retry_at:
-            return
-        for (topic, partition), offset in list(self._uncommitted.items()):
-            if (topic, partition) in self._assigned:
-                self._commit(topic, partition, offset)
-            else:
-                self._uncommitted.pop((topic, partition), None)
 
     def _sync_pauses(self) -> None:
         stopping = self._stopping.is_set()
@@ -309,32 +316,41 @@ class GpuConsumer:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= revoked
         self._paused -= revoked
-        for pending in self._buffer.drop(revoked):
-            log.info("revoked before running batch_id=%s offset=%d", pending.batch.batch_id, pending.offset)
+        for item in self._buffer.drop(revoked):
+            log.info("revoked before running item=%s offset=%d", item.label, item.offset)
         for partition in revoked:
-            self._offsets.forget(partition)
-            self._uncommitted.pop(partition, None)
+            self._commits.forget(partition)
         running = self._buffer.running
         if running is not None and running.source in revoked:
-            log.info("revoked while running, its commit will be skipped batch_id=%s", running.batch.batch_id)
+            log.info("revoked while running, its commit will be skipped item=%s", running.label)
         log.info("revoked consumer=%s partitions=%s", self.consumer_id, _names(partitions))
 
     # -- the pipeline thread -----------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            pending = self._buffer.take()
-            if pending is None:
+            item = self._buffer.take()
+            if item is None:
                 return
             try:
-                self._executor.execute(pending)
-                outcome = _Outcome("done", pending)
+                if isinstance(item, RejectedRecord):
+                    self._executor.refuse(item)
+                else:
+                    self._executor.execute(item)
+                outcome = _Outcome("done", item)
             except BatchHandedBack as exc:
-                log.info("handed back batch_id=%s: %s", pending.batch.batch_id, exc)
-                outcome = _Outcome("handed_back", pending)
-            except Exception as exc:  # noqa: BLE001 - reported to the polling thread, which stops
-                log.exception("batch aborted batch_id=%s", pending.batch.batch_id)
-                outcome = _Outcome("fatal", pending, exc)
+                log.info("handed back item=%s: %s", item.label, exc)
+                outcome = _Outcome("handed_back", item)
+            except KafkaClientBroken as exc:
+                log.error("Kafka client broken, stopping item=%s: %s", item.label, exc)
+                outcome = _Outcome("fatal", item, exc)
+            except Exception:  # noqa: BLE001 - the executor ends its batches; this is the last resort
+                # Reached only through a bug in ending a batch: redoing it after a restart would fail
+                # the same way forever, so it is committed (the DLQ and TaskFailed were attempted).
+                log.critical(
+                    "ending the batch failed, committing it anyway item=%s", item.label, exc_info=True
+                )
+                outcome = _Outcome("done", item)
             finally:
                 self._buffer.finished()
             self._outcomes.put(outcome)

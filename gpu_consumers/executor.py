@@ -1,45 +1,63 @@
-"""Runs one batch on the pipeline thread: expiry, the batched call, failures, outputs, result events.
+"""Runs one batch on the pipeline thread: triage, the batched call, failures, outputs, result events.
 
-Expired tasks end as TaskExpired without running. The live ones run in one call (in chunks of the
-pool's ``max_batch_size``); out of memory splits a chunk in halves and runs each; invalid input fails
-at once; any other error retries with backoff and jitter up to the policy's limit, then the tasks end
+Triage, task by task, before anything runs: a task this member must not run (an id that is not a
+safe path component, a sequence without room for its results: :mod:`gpu_consumers.admission`) fails
+with the reason; a task of a cancelled story is skipped (no event: the job view marks it cancelled);
+a task whose output is already stored intact (:mod:`gpu_consumers.manifests`) is not rendered again,
+its TaskCompleted is re-emitted with ``run_ms`` 0; a task past its deadline ends as TaskExpired.
+
+The live ones run in one call (in chunks of the pool's ``max_batch_size``). Before each chunk the
+tasks of stories cancelled meanwhile are dropped, and a task cancelled while its chunk ran has its
+output discarded. Out of memory splits a chunk in halves and runs each; invalid input fails at once;
+any other pipeline error retries with backoff and jitter up to the policy's limit, then the tasks end
 as TaskFailed and the batch record goes to the DLQ with the reason. Outputs are written atomically
-under ``outputs/<story_id>/<task_id>.<ext>`` (a redo replaces them whole). :meth:`BatchExecutor.execute`
-returns only once Kafka acknowledged every result event, so the caller may commit.
+under ``outputs/<story_id>/<task_id>.<ext>``, each followed by its manifest.
+
+Isolation: any other exception while handling the batch (a store error, a runner bug, an event that
+cannot be encoded, a record Kafka refuses) ends every task without an outcome yet as TaskFailed
+(``retriable=False``, the reason in its message), sends the batch record to the DLQ and returns, so
+the caller commits and takes the next batch. Only :class:`BatchHandedBack` (stopping) and
+:class:`KafkaClientBroken` escape. :meth:`BatchExecutor.execute` returns only once Kafka acknowledged
+every result event (waiting Kafka out if need be), so the caller may commit.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_consumers import results
-from gpu_consumers.exceptions import GpuConsumerError, UnsupportedTask
+from gpu_consumers.cancellations import Cancellations
+from gpu_consumers.endings import CONFIRM_TIMEOUT_S, Endings
+from gpu_consumers.exceptions import (
+    BatchHandedBack,
+    GpuConsumerError,
+    KafkaClientBroken,
+    ResultRefused,
+    UnsupportedTask,
+)
 from gpu_consumers.failures import RetryPolicy, error_class, is_out_of_memory, is_permanent
+from gpu_consumers.manifests import OutputStore
 from gpu_consumers.metrics import ConsumerMetrics
+from gpu_consumers.outcomes import OUTCOMES, BatchRun
 from gpu_consumers.pipelines.batch import BatchRequest, BatchRunner, RenderedMedia, TaskInput
+from gpu_consumers.progress import ProgressThrottle
 from gpu_consumers.publisher import ResultPublisher
-from gpu_consumers.work import PendingBatch
+from gpu_consumers.triage import Rerender, Triage, never_rerender
+from gpu_consumers.work import PendingBatch, RejectedRecord
 from ops.storage import LocalStore
-from schemas.dlq import dead_letter
 from schemas.ids import now_ms
-from schemas.records import BatchTask, OutputArtifact
+from schemas.records import BatchTask
+
+__all__ = ["BatchExecutor", "BatchHandedBack", "BatchReport", "ProgressThrottle", "Rerender"]
 
 log = logging.getLogger(__name__)
-
-SERVICE = "gpu_consumers"
-CONFIRM_TIMEOUT_S = 30.0
-
-
-class BatchHandedBack(GpuConsumerError):
-    """The consumer is stopping while the batch waits to retry: leave it uncommitted for the next owner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,28 +70,15 @@ class BatchReport:
     expired: int
     pipeline_s: float
     overhead_s: float
+    cancelled: int = 0
+    reused: int = 0
+    aborted: bool = False
 
 
 @dataclass
 class _Chunk:
     tasks: list[BatchTask]
     retries: int = 0
-
-
-class ProgressThrottle:
-    """Lets a progress report through at most every ``interval_s``, and always the last step."""
-
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval_s
-        self._clock = clock
-        self._last = float("-inf")
-
-    def due(self, step: int, total: int) -> bool:
-        now = self._clock()
-        if step >= total or now - self._last >= self._interval:
-            self._last = now
-            return True
-        return False
 
 
 class BatchExecutor:
@@ -93,9 +98,12 @@ class BatchExecutor:
         wait: Callable[[float], bool],
         clock: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
+        cancellations: Cancellations | None = None,
+        cancel_catchup_s: float = 60.0,
+        rerender: Rerender = never_rerender,
     ) -> None:
         self.runner = runner
-        self.store = store
+        self.outputs = OutputStore(store)
         self.publisher = publisher
         self.metrics = metrics
         self.consumer_id = consumer_id
@@ -106,137 +114,73 @@ class BatchExecutor:
         self._wait = wait
         self._clock = clock
         self._rng = rng or random.Random()
+        self.endings = Endings(publisher, metrics, consumer_id)
+        self.triage = Triage(
+            publisher=publisher,
+            endings=self.endings,
+            outputs=self.outputs,
+            consumer_id=consumer_id,
+            clock=clock,
+            wait=wait,
+            cancellations=cancellations,
+            cancel_catchup_s=cancel_catchup_s,
+            rerender=rerender,
+        )
+
+    def refuse(self, rejected: RejectedRecord) -> int:
+        """End a record this member will not run (see :mod:`gpu_consumers.endings`)."""
+        return self.endings.refuse(rejected)
 
     def execute(self, pending: PendingBatch) -> BatchReport:
         """Run ``pending``'s batch and return once all its result events are acknowledged."""
-        started = time.monotonic()
         batch = pending.batch
-        counts: collections.Counter[str] = collections.Counter()
-        pipeline_s = waited_s = 0.0
-        first_error: BaseException | None = None
-
-        live = self._expire(pending, batch.tasks, counts)
+        self.triage.await_cancellations()
+        run = BatchRun.of(pending)
         self.metrics.batch_started(
             pending.tier.value, len(batch.tasks), (self._clock() - batch.event_time) / 1000
         )
+        try:
+            self._handle(run)
+            self.publisher.confirm(CONFIRM_TIMEOUT_S)
+        except (BatchHandedBack, KafkaClientBroken):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one batch's failure must never cost another batch
+            self._abort(run, exc)
+        return self._report(run)
+
+    # -- the stages ---------------------------------------------------------------------------------
+
+    def _handle(self, run: BatchRun) -> None:
+        live = self.triage.before_batch(run)
         for task in live:
-            self.publisher.event(results.started(batch, task, self.consumer_id, task.attempt))
+            self.publisher.event(results.started(run.batch, task, self.consumer_id, task.attempt))
         size = self.max_batch_size
         work = collections.deque(_Chunk(live[i : i + size]) for i in range(0, len(live), size))
         while work:
             chunk = work.popleft()
-            if chunk.retries:
-                chunk.tasks = self._expire(pending, chunk.tasks, counts)
-                if not chunk.tasks:
-                    continue
+            chunk.tasks = self.triage.before_chunk(run, chunk.tasks, retry=chunk.retries > 0)
+            if not chunk.tasks:
+                continue
             with tempfile.TemporaryDirectory(prefix="storee-render-") as scratch:
                 call_started = time.monotonic()
                 try:
-                    media = self._run(pending, chunk.tasks, Path(scratch))
+                    media = self._run(run, chunk.tasks, Path(scratch))
                 except Exception as exc:  # noqa: BLE001 - every pipeline failure is classified below
                     failure: Exception | None = exc
                 else:
                     failure = None
                 run_s = time.monotonic() - call_started
-                pipeline_s += run_s
+                run.pipeline_s += run_s
                 if failure is None:
                     self.metrics.pipeline_ran(run_s)
-                    self._complete(pending, chunk, media, run_s, counts)
+                    self._complete(run, chunk, media, run_s)
                     continue
-            error: Exception = failure
-            self.metrics.failure(error_class(error))
-            if is_out_of_memory(error) and len(chunk.tasks) > 1:
-                half = len(chunk.tasks) // 2
-                log.warning("out of memory, splitting batch_id=%s size=%d", batch.batch_id, len(chunk.tasks))
-                self._free_memory()
-                work.extendleft(
-                    [_Chunk(chunk.tasks[half:], chunk.retries), _Chunk(chunk.tasks[:half], chunk.retries)]
-                )
-                continue
-            if is_permanent(error) or chunk.retries >= self.policy.max_retries:
-                log.error(
-                    "batch failed batch_id=%s tasks=%d retries=%d error=%s: %s",
-                    batch.batch_id,
-                    len(chunk.tasks),
-                    chunk.retries,
-                    error_class(error),
-                    error,
-                )
-                first_error = first_error or error
-                self._fail(pending, chunk, error, counts)
-                continue
-            delay = self.policy.delay(chunk.retries + 1, self._rng)
-            log.warning(
-                "pipeline error, retrying batch_id=%s retry=%d in_s=%.2f error=%s: %s",
-                batch.batch_id,
-                chunk.retries + 1,
-                delay,
-                error_class(error),
-                error,
-            )
-            wait_started = time.monotonic()
-            if self._wait(delay):
-                raise BatchHandedBack(f"stopping while batch {batch.batch_id} waited to retry") from error
-            waited_s += time.monotonic() - wait_started
-            chunk.retries += 1
-            work.appendleft(chunk)
+            self._pipeline_failed(run, chunk, failure, work)
+        if run.first_error is not None:
+            self.endings.dead_letter(run.pending, run.first_error)
 
-        if first_error is not None:
-            self.publisher.dead_letter(
-                dead_letter(
-                    topic=pending.topic,
-                    partition=pending.partition,
-                    offset=pending.offset,
-                    key=pending.key,
-                    value=pending.value,
-                    headers=pending.headers,
-                    error=first_error,
-                    service=SERVICE,
-                )
-            )
-        self.publisher.confirm(CONFIRM_TIMEOUT_S)
-        overhead = time.monotonic() - started - pipeline_s - waited_s
-        self.metrics.batch_finished(overhead)
-        for outcome in ("completed", "failed", "expired"):
-            self.metrics.task_outcome(outcome, counts[outcome])
-        log.info(
-            "batch done batch_id=%s tier=%s topic=%s partition=%d offset=%d "
-            "completed=%d failed=%d expired=%d pipeline_s=%.3f overhead_ms=%.1f",
-            batch.batch_id,
-            pending.tier.value,
-            pending.topic,
-            pending.partition,
-            pending.offset,
-            counts["completed"],
-            counts["failed"],
-            counts["expired"],
-            pipeline_s,
-            overhead * 1000,
-        )
-        return BatchReport(
-            batch.batch_id, counts["completed"], counts["failed"], counts["expired"], pipeline_s, overhead
-        )
-
-    def _expire(
-        self, pending: PendingBatch, tasks: Sequence[BatchTask], counts: collections.Counter[str]
-    ) -> list[BatchTask]:
-        """Emit TaskExpired for tasks past their deadline; return the others."""
-        now = self._clock()
-        live = []
-        for task in tasks:
-            deadline = results.deadline_of(task, pending.batch)
-            if deadline is not None and deadline < now:
-                self.publisher.event(results.expired(task, deadline))
-                counts["expired"] += 1
-                log.info(
-                    "task expired task_id=%s deadline=%d late_ms=%d", task.task_id, deadline, now - deadline
-                )
-            else:
-                live.append(task)
-        return live
-
-    def _run(self, pending: PendingBatch, tasks: list[BatchTask], scratch: Path) -> list[RenderedMedia]:
-        batch = pending.batch
+    def _run(self, run: BatchRun, tasks: list[BatchTask], scratch: Path) -> list[RenderedMedia]:
+        batch = run.batch
         if batch.task_type not in self.runner.task_types:
             raise UnsupportedTask(f"this pool cannot run {batch.task_type.value} tasks")
         request = BatchRequest(
@@ -256,66 +200,139 @@ class BatchExecutor:
         def on_step(step: int, total: int) -> None:
             if throttle.due(step, total):
                 for task in tasks:
-                    self.publisher.event(results.progress(batch, task, self.consumer_id, step, total))
+                    if not self.triage.cancelled(task):
+                        self.publisher.event(results.progress(batch, task, self.consumer_id, step, total))
 
         return self.runner.run(request, scratch, on_step)
 
-    def _complete(
-        self,
-        pending: PendingBatch,
-        chunk: _Chunk,
-        media: list[RenderedMedia],
-        run_s: float,
-        counts: collections.Counter[str],
-    ) -> None:
-        batch = pending.batch
+    def _complete(self, run: BatchRun, chunk: _Chunk, media: list[RenderedMedia], run_s: float) -> None:
+        batch = run.batch
         for task, rendered in zip(chunk.tasks, media, strict=True):
             if rendered.task_id != task.task_id:
                 raise GpuConsumerError(
                     f"runner returned {rendered.task_id} where {task.task_id} was expected"
                 )
-            artifact = self._store(task, rendered)
+            if self.triage.cancelled(task):
+                self.triage.skip_cancelled(run, task, "while its chunk ran: output discarded")
+                continue
+            manifest = self.outputs.save(
+                task, rendered, batch_id=batch.batch_id, consumer_id=self.consumer_id
+            )
             self.publisher.event(
                 results.completed(
                     batch,
                     task,
                     self.consumer_id,
                     attempt=task.attempt + chunk.retries,
-                    output=artifact,
+                    output=manifest.artifact(),
                     seed=rendered.seed,
                     run_ms=round(run_s * 1000),
                     gpu_seconds=run_s / len(chunk.tasks),
                 )
             )
-            counts["completed"] += 1
+            run.outcomes.end(task, "completed")
 
-    def _store(self, task: BatchTask, rendered: RenderedMedia) -> OutputArtifact:
-        data = rendered.path.read_bytes()
-        key = f"outputs/{task.story_id}/{task.task_id}.{rendered.extension}"
-        uri = self.store.put_bytes(key, data)
-        return OutputArtifact(
-            uri=uri,
-            media_type=rendered.media_type,
-            duration_s=rendered.duration_s,
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-
-    def _fail(
-        self, pending: PendingBatch, chunk: _Chunk, error: BaseException, counts: collections.Counter[str]
+    def _pipeline_failed(
+        self, run: BatchRun, chunk: _Chunk, error: Exception, work: collections.deque[_Chunk]
     ) -> None:
-        for task in chunk.tasks:
-            self.publisher.event(
-                results.failed(
-                    pending.batch,
-                    task,
-                    self.consumer_id,
-                    error_class=error_class(error),
-                    message=str(error)[:2000] or error_class(error),
-                    attempt=task.attempt + chunk.retries,
-                )
+        """Split, fail or schedule a retry of a chunk whose pipeline call raised ``error``."""
+        batch = run.batch
+        self.metrics.failure(error_class(error))
+        if is_out_of_memory(error) and len(chunk.tasks) > 1:
+            half = len(chunk.tasks) // 2
+            log.warning("out of memory, splitting batch_id=%s size=%d", batch.batch_id, len(chunk.tasks))
+            self._free_memory()
+            work.extendleft(
+                [_Chunk(chunk.tasks[half:], chunk.retries), _Chunk(chunk.tasks[:half], chunk.retries)]
             )
-            counts["failed"] += 1
+            return
+        if is_permanent(error) or chunk.retries >= self.policy.max_retries:
+            log.error(
+                "batch failed batch_id=%s tasks=%d retries=%d error=%s: %s",
+                batch.batch_id,
+                len(chunk.tasks),
+                chunk.retries,
+                error_class(error),
+                error,
+            )
+            run.first_error = run.first_error or error
+            self.endings.fail(run.batch, chunk.tasks, error, retries=chunk.retries, outcomes=run.outcomes)
+            return
+        delay = self.policy.delay(chunk.retries + 1, self._rng)
+        log.warning(
+            "pipeline error, retrying batch_id=%s retry=%d in_s=%.2f error=%s: %s",
+            batch.batch_id,
+            chunk.retries + 1,
+            delay,
+            error_class(error),
+            error,
+        )
+        wait_started = time.monotonic()
+        if self._wait(delay):
+            raise BatchHandedBack(f"stopping while batch {batch.batch_id} waited to retry") from error
+        run.waited_s += time.monotonic() - wait_started
+        chunk.retries += 1
+        work.appendleft(chunk)
+
+    def _abort(self, run: BatchRun, error: Exception) -> None:
+        """Handling the batch failed: fail its open tasks, dead-letter it, deliver, and carry on."""
+        batch = run.batch
+        if isinstance(error, ResultRefused):
+            run.outcomes.reopen(error.task_ids)
+        run.aborted = True
+        open_tasks = run.outcomes.open()
+        log.error(
+            "batch aborted batch_id=%s topic=%s partition=%d offset=%d open_tasks=%d error=%s: %s",
+            batch.batch_id,
+            run.pending.topic,
+            run.pending.partition,
+            run.pending.offset,
+            len(open_tasks),
+            error_class(error),
+            error,
+            exc_info=not isinstance(error, ResultRefused),
+        )
+        self.metrics.batch_aborted(error_class(error))
+        context = f"batch {batch.batch_id} could not be processed"
+        self.endings.fail(batch, open_tasks, error, context=context, outcomes=run.outcomes)
+        self.endings.dead_letter(run.pending, error)
+        self.endings.deliver(batch.batch_id)
+
+    def _report(self, run: BatchRun) -> BatchReport:
+        batch, pending = run.batch, run.pending
+        counts = run.outcomes.counts()
+        overhead = time.monotonic() - run.started - run.pipeline_s - run.waited_s
+        self.metrics.batch_finished(overhead)
+        for outcome in OUTCOMES:
+            self.metrics.task_outcome(outcome, counts[outcome])
+        log.info(
+            "batch done batch_id=%s tier=%s topic=%s partition=%d offset=%d completed=%d reused=%d "
+            "failed=%d expired=%d cancelled=%d aborted=%s pipeline_s=%.3f overhead_ms=%.1f",
+            batch.batch_id,
+            pending.tier.value,
+            pending.topic,
+            pending.partition,
+            pending.offset,
+            counts["completed"],
+            counts["reused"],
+            counts["failed"],
+            counts["expired"],
+            counts["cancelled"],
+            run.aborted,
+            run.pipeline_s,
+            overhead * 1000,
+        )
+        return BatchReport(
+            batch.batch_id,
+            counts["completed"],
+            counts["failed"],
+            counts["expired"],
+            run.pipeline_s,
+            overhead,
+            cancelled=counts["cancelled"],
+            reused=counts["reused"],
+            aborted=run.aborted,
+        )
 
     def _free_memory(self) -> None:
         device = getattr(self.runner, "device", "cpu")

@@ -1,4 +1,9 @@
-"""One group member on one device, assembled from settings: load the pipeline, then join and consume."""
+"""One group member on one device, assembled from settings: load the pipeline, then join and consume.
+
+Besides the tier consumers, the producer and the executor, each member gets its own cancellation
+watcher (a group-less consumer of ``task.events``) and, with static membership, an instance slot whose
+id it joins every tier group with (:mod:`gpu_consumers.membership`).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from gpu_consumers.cancellations import CancellationWatcher
 from gpu_consumers.consumer import GpuConsumer
 from gpu_consumers.executor import BatchExecutor
 from gpu_consumers.failures import RetryPolicy
+from gpu_consumers.membership import InstanceClaim, claim_instance, instance_base
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.pipelines import BatchRunner, load_runner
 from gpu_consumers.pools import PoolConfig
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 # batch was taken joins the next fetch request only when the outstanding one returns, so this bounds
 # how late a tier's next batch arrives; librdkafka's 500 ms default would leave short batches unfed.
 FETCH_WAIT_MAX_MS = 50
+# The cancellation watcher's fetch wait: how late a cancel is seen at most, on an idle topic.
+CANCEL_FETCH_WAIT_MAX_MS = 100
 
 
 def consumer_id_for(device: str, simulated: bool) -> str:
@@ -53,9 +62,32 @@ def build_member(
     member_id = consumer_id or consumer_id_for(runner.device, runner.simulated)
     metrics = metrics or ConsumerMetrics(pool.name)
     client_id: dict[str, Any] = {"client.id": member_id}
-    producer = DurableProducer(settings.bootstrap_servers, **client_id)
-    publisher = ResultPublisher(producer, Codec(), task_events=catalog.task_events, dlq=catalog.dlq)
     stopping = threading.Event()
+    producer = DurableProducer(settings.bootstrap_servers, **client_id)
+    publisher = ResultPublisher(
+        producer,
+        Codec(),
+        task_events=catalog.task_events,
+        dlq=catalog.dlq,
+        metrics=metrics,
+        wait=stopping.wait,
+    )
+    watcher = CancellationWatcher(
+        make_consumer(
+            settings.bootstrap_servers,
+            # Never joined or committed: the watcher assigns partitions itself.
+            f"{settings.connection.topic_prefix}gpu-cancellations.{pool.name}",
+            **{
+                "client.id": f"{member_id}/cancellations",
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": CANCEL_FETCH_WAIT_MAX_MS,
+            },
+        ),
+        Codec(),
+        catalog.task_events,
+        lookback_s=settings.cancel_lookback_s,
+        metrics=metrics,
+    )
     executor = BatchExecutor(
         runner,
         LocalStore(settings.output_dir),
@@ -66,7 +98,10 @@ def build_member(
         policy=RetryPolicy(settings.max_retries, settings.retry_base_s, settings.retry_max_s),
         progress_interval_s=settings.progress_interval_s,
         wait=stopping.wait,
+        cancellations=watcher,
+        cancel_catchup_s=settings.cancel_catchup_timeout_s,
     )
+    instance = _claim(settings, pool, runner.device)
     kafka_consumers = {
         tier: make_consumer(
             settings.bootstrap_servers,
@@ -76,6 +111,11 @@ def build_member(
                 "session.timeout.ms": settings.session_timeout_ms,
                 "max.poll.interval.ms": settings.max_poll_interval_ms,
                 "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+                **(
+                    {"group.instance.id": instance.group_instance_id(pool.name, tier.value)}
+                    if instance is not None
+                    else {}
+                ),
             },
         )
         for tier in Tier
@@ -85,7 +125,6 @@ def build_member(
         consumers=kafka_consumers,
         executor=executor,
         buffer=WorkBuffer(TierScheduler(weights)),
-        publisher=publisher,
         codec=Codec(),
         topics={catalog.batches(pool.name, tier): tier for tier in Tier},
         pool=pool.name,
@@ -95,8 +134,22 @@ def build_member(
         shutdown_grace_s=settings.shutdown_grace_s,
         ready_file=settings.ready_file,
         stop_event=stopping,
+        watcher=watcher,
+        instance=instance,
+        leave_group_on_stop=settings.leave_group_on_stop,
     )
     return consumer, producer, metrics
+
+
+def _claim(settings: GpuConsumerSettings, pool: PoolConfig, device: str) -> InstanceClaim | None:
+    """This member's instance slot, or ``None`` with dynamic membership."""
+    if not settings.static_membership:
+        return None
+    base = instance_base(socket.gethostname(), device, settings.instance_id)
+    scope = f"{settings.connection.topic_prefix}{pool.name}"
+    claim = claim_instance(settings.member_lock_dir, scope, base)
+    log.info("static membership instance=%s pool=%s", claim.instance_id, pool.name)
+    return claim
 
 
 def run_member(settings: GpuConsumerSettings, pool_name: str, device: str) -> int:

@@ -55,6 +55,8 @@ class ConsumerMetrics:
             buckets=_SECONDS_BUCKETS,
             registry=self.registry,
         ).labels(**labels)
+        # outcome: completed, reused (completed before, re-announced without rendering), failed,
+        # expired, cancelled (skipped without an event).
         self.tasks = Counter(
             "storee_gpu_tasks", "Tasks by end state", ["pool", "outcome"], registry=self.registry
         )
@@ -64,6 +66,36 @@ class ConsumerMetrics:
             ["pool", "error_class"],
             registry=self.registry,
         )
+        self.batches_aborted = Counter(
+            "storee_gpu_batches_aborted",
+            "Batches whose handling failed: their open tasks failed, the record dead-lettered",
+            ["pool", "error_class"],
+            registry=self.registry,
+        )
+        self.records_refused = Counter(
+            "storee_gpu_records_refused",
+            "Batch records not run: undecodable, or for a pool or task type this member cannot run",
+            ["pool", "reason"],
+            registry=self.registry,
+        )
+        self.delivery_waits = Counter(
+            "storee_gpu_delivery_waits",
+            "Backoff waits while Kafka did not acknowledge result events",
+            ["pool"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.delivery_wait_seconds = Counter(
+            "storee_gpu_delivery_wait_seconds",
+            "Seconds spent waiting out Kafka before result events were acknowledged",
+            ["pool"],
+            registry=self.registry,
+        ).labels(**labels)
+        self.cancellations = Counter(
+            "storee_gpu_cancellations_seen",
+            "StoryCancelled events the cancellation watcher read",
+            ["pool"],
+            registry=self.registry,
+        ).labels(**labels)
         self.busy_ratio = Gauge(
             "storee_gpu_busy_ratio",
             "Pipeline time / wall time since the first batch",
@@ -108,6 +140,24 @@ class ConsumerMetrics:
 
     def failure(self, error_class: str) -> None:
         self.failures.labels(pool=self.pool, error_class=error_class).inc()
+
+    def batch_aborted(self, error_class: str) -> None:
+        self.batches_aborted.labels(pool=self.pool, error_class=error_class).inc()
+
+    def record_refused(self, reason: str) -> None:
+        self.records_refused.labels(pool=self.pool, reason=reason).inc()
+
+    def delivery_waited(self, seconds: float) -> None:
+        self.delivery_waits.inc()
+        self.delivery_wait_seconds.inc(seconds)
+
+    def cancellation_seen(self) -> None:
+        self.cancellations.inc()
+
+    def count(self, name: str, **labels: str) -> float:
+        """The current value of one series (for tests and benchmarks), 0 when it was never set."""
+        value = self.registry.get_sample_value(name, {"pool": self.pool, **labels})
+        return value or 0.0
 
     def busy(self) -> float:
         """Pipeline seconds over wall seconds since the first batch started (0 before any)."""

@@ -3,7 +3,8 @@
 Sequences: the job view applies a story's updates in (sequence, event_time) order, and a task's
 events here derive from its BatchTask, so they carry the task's sequence plus a fixed step: started +1,
 progress +2, and the end state (completed, failed, expired) +3. A redelivered batch's TaskStarted then
-never overrides the end state an earlier run already reached.
+never overrides the end state an earlier run already reached. A TaskFailed's sequence is capped at
+the largest Avro ``long``, so a task refused for having no room left can still be failed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from schemas.records import BatchTask, OutputArtifact
 STARTED_STEP = 1
 PROGRESS_STEP = 2
 END_STEP = 3
+# The largest Avro long: a sequence above it cannot be encoded.
+MAX_SEQUENCE = 2**63 - 1
 # Seeds fit a signed 32-bit range for models whose generators refuse larger ones.
 _DERIVED_SEED_RANGE = 2**31
 
@@ -93,7 +96,7 @@ def failed(
 ) -> TaskFailed:
     # retriable=False: this consumer already spent the retry budget; resubmitting is the caller's call.
     return TaskFailed(
-        sequence=task.sequence + END_STEP,
+        sequence=min(task.sequence + END_STEP, MAX_SEQUENCE),
         story_id=task.story_id,
         task_id=task.task_id,
         batch_id=batch.batch_id,

@@ -7,6 +7,14 @@ Variables (defaults in brackets): ``KAFKA_BOOTSTRAP_SERVERS`` [the local stack],
 [300000], ``GPU_POLL_TIMEOUT_S`` [0.02], ``PROGRESS_INTERVAL_S`` [0.5], ``TASK_MAX_RETRIES`` [3],
 ``RETRY_BASE_S`` [1.0], ``RETRY_MAX_S`` [30.0], ``SHUTDOWN_GRACE_S`` [120], ``METRICS_PORT`` [off;
 child ``i`` of a multi-device run listens on port + i], ``READY_FILE`` [none].
+
+Takeover and cancels: ``GPU_STATIC_MEMBERSHIP`` [1: a ``group.instance.id`` per member, see
+:mod:`gpu_consumers.membership`], ``GPU_INSTANCE_ID`` [the host name; the base of the instance ids,
+set it where host names are not stable], ``GPU_LEAVE_GROUP_ON_STOP`` [1: a graceful stop leaves the
+group so its partitions move at once; 0 keeps the membership for a restart within the session
+timeout], ``CANCEL_LOOKBACK_S`` [604800, 7 days: how far back a starting member reads StoryCancelled
+events; at least the longest a task may wait], ``CANCEL_CATCHUP_TIMEOUT_S`` [60: how long the first
+batch waits for those to be read].
 """
 
 from __future__ import annotations
@@ -45,6 +53,13 @@ class GpuConsumerSettings:
     shutdown_grace_s: float
     metrics_port: int | None
     ready_file: Path | None
+    static_membership: bool = True
+    instance_id: str | None = None
+    leave_group_on_stop: bool = True
+    cancel_lookback_s: float = 7 * 24 * 3600.0
+    cancel_catchup_timeout_s: float = 60.0
+    # Where the per-host instance slot locks live ($STOREE_HOME/run/gpu-members).
+    member_lock_dir: Path = Path.home() / ".storee" / "run" / "gpu-members"
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GpuConsumerSettings:
@@ -99,6 +114,12 @@ class GpuConsumerSettings:
             shutdown_grace_s=env.float("SHUTDOWN_GRACE_S", 120.0, minimum=0.0),
             metrics_port=metrics_port or None,
             ready_file=Path(ready).expanduser() if ready else None,
+            static_membership=env.bool("GPU_STATIC_MEMBERSHIP", True),
+            instance_id=env.optional("GPU_INSTANCE_ID"),
+            leave_group_on_stop=env.bool("GPU_LEAVE_GROUP_ON_STOP", True),
+            cancel_lookback_s=env.float("CANCEL_LOOKBACK_S", 7 * 24 * 3600.0, minimum=0.0),
+            cancel_catchup_timeout_s=env.float("CANCEL_CATCHUP_TIMEOUT_S", 60.0, minimum=0.0),
+            member_lock_dir=home / "run" / "gpu-members",
         )
 
     def pool(self, name: str) -> PoolConfig:

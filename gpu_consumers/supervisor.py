@@ -1,8 +1,12 @@
 """One child process per device, each a full group member; SIGTERM and SIGINT are passed on to all.
 
-A child that exits on its own (a fatal error) is restarted after a pause, since its partitions
-already moved to the other members and the device would otherwise sit idle. The supervisor returns
-when every child has exited after a stop, with the worst exit status.
+A child that exits on its own (a crash or a fatal error) is restarted, since the device would
+otherwise sit idle. The first restart comes quickly (half a second): members are static
+(:mod:`gpu_consumers.membership`), so the new child takes its predecessor's instance id and gets the
+same partitions back as soon as it has loaded its model, instead of the group waiting out the session
+timeout. A child that keeps dying soon after it starts is restarted ever later (doubling up to 30 s),
+so a crash loop cannot spin. The supervisor returns when every child has exited after a stop, with
+the worst exit status.
 """
 
 from __future__ import annotations
@@ -15,11 +19,32 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import FrameType
 
 log = logging.getLogger(__name__)
 
-RESTART_DELAY_S = 5.0
+
+@dataclass(frozen=True, slots=True)
+class RestartBackoff:
+    """How long to wait before restarting a child that exited (pure arithmetic)."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    # A child that ran this long before exiting counts as healthy: its next crash restarts fast again.
+    stable_s: float = 60.0
+
+    def delay(self, crashes_in_a_row: int) -> float:
+        if crashes_in_a_row < 1:
+            raise ValueError(f"crashes_in_a_row must be >= 1, got {crashes_in_a_row}")
+        return min(self.max_s, self.first_s * 2 ** (crashes_in_a_row - 1))
+
+    def streak(self, previous: int, lived_s: float) -> int:
+        """The crash streak after a child that lived ``lived_s`` exited."""
+        return 1 if lived_s >= self.stable_s else previous + 1
+
+
+RESTART = RestartBackoff()
 
 
 def child_command(pool: str, device: str) -> list[str]:
@@ -43,9 +68,12 @@ def supervise(pool: str, devices: Sequence[str], environ: Mapping[str, str] | No
     stopping = threading.Event()
     children: dict[int, subprocess.Popen[bytes]] = {}
     restart_at: dict[int, float] = {}
+    started_at: dict[int, float] = {}
+    streaks: dict[int, int] = {}
 
     def start(index: int) -> None:
         children[index] = subprocess.Popen(child_command(pool, devices[index]), env=child_env(base, index))
+        started_at[index] = time.monotonic()
         log.info("child started pool=%s device=%s pid=%d", pool, devices[index], children[index].pid)
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -67,10 +95,18 @@ def supervise(pool: str, devices: Sequence[str], environ: Mapping[str, str] | No
                     continue
                 worst = max(worst, abs(code))
                 if not stopping.is_set():
+                    lived = time.monotonic() - started_at[index]
+                    streaks[index] = RESTART.streak(streaks.get(index, 0), lived)
+                    delay = RESTART.delay(streaks[index])
                     log.warning(
-                        "child exited pool=%s device=%s code=%d, restarting", pool, devices[index], code
+                        "child exited pool=%s device=%s code=%d lived_s=%.1f, restarting in_s=%.1f",
+                        pool,
+                        devices[index],
+                        code,
+                        lived,
+                        delay,
                     )
-                    restart_at[index] = time.monotonic() + RESTART_DELAY_S
+                    restart_at[index] = time.monotonic() + delay
             for index, when in list(restart_at.items()):
                 if stopping.is_set():
                     restart_at.pop(index)

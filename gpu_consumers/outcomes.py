@@ -1,0 +1,71 @@
+"""What became of each task of one batch so far: the ledger a failed batch is ended from.
+
+A task has at most one outcome: ``completed`` (rendered now), ``reused`` (completed earlier, its
+stored output re-announced), ``failed``, ``expired`` or ``cancelled`` (skipped, no event). When
+handling a batch fails part-way, every task still :meth:`open` is failed with the reason, so no task
+of the batch is left without an end.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gpu_consumers.work import PendingBatch
+from schemas.events import BatchReady
+from schemas.records import BatchTask
+
+OUTCOMES = ("completed", "reused", "failed", "expired", "cancelled")
+
+
+class BatchOutcomes:
+    """Outcomes of one batch's tasks, in the batch's order."""
+
+    def __init__(self, tasks: Iterable[BatchTask]) -> None:
+        self._tasks = list(tasks)
+        self._ended: dict[str, str] = {}
+
+    def end(self, task: BatchTask, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        self._ended[task.task_id] = outcome
+
+    def reopen(self, task_ids: Iterable[str]) -> None:
+        """Forget the outcomes of ``task_ids`` (their end events were refused, so they did not happen)."""
+        for task_id in task_ids:
+            self._ended.pop(task_id, None)
+
+    def outcome(self, task: BatchTask) -> str | None:
+        return self._ended.get(task.task_id)
+
+    def open(self) -> list[BatchTask]:
+        """The tasks without an outcome yet."""
+        return [task for task in self._tasks if task.task_id not in self._ended]
+
+    def counts(self) -> collections.Counter[str]:
+        counts: collections.Counter[str] = collections.Counter({outcome: 0 for outcome in OUTCOMES})
+        counts.update(self._ended.values())
+        return counts
+
+
+@dataclass
+class BatchRun:
+    """One batch being handled: its record, its outcomes so far, and where its time went."""
+
+    pending: PendingBatch
+    outcomes: BatchOutcomes
+    pipeline_s: float = 0.0
+    waited_s: float = 0.0
+    first_error: BaseException | None = None  # the reason the batch record goes to the DLQ
+    aborted: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def of(cls, pending: PendingBatch) -> BatchRun:
+        return cls(pending, BatchOutcomes(pending.batch.tasks))
+
+    @property
+    def batch(self) -> BatchReady:
+        return self.pending.batch
