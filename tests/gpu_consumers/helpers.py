@@ -68,6 +68,36 @@ def make_batch(
     )
 
 
+def mixed_batch(
+    stories: dict[str, list[str]], *, tier: Tier = Tier.PREMIUM, **overrides: object
+) -> BatchReady:
+    """One batch holding the scenes of several stories (``{story_id: [prompt, ...]}``), in that order."""
+    shared = params(**overrides)
+    tasks = tuple(
+        BatchTask(
+            task_id=task_id(story, index),
+            story_id=story,
+            account_id="acct-test",
+            sequence=1,
+            scene_index=index,
+            prompt=prompt,
+            params=GenerationParams(**{**shared.to_record(), "seed": 1000 + index}),
+        )
+        for story, prompts in stories.items()
+        for index, prompt in enumerate(prompts)
+    )
+    return BatchReady(
+        sequence=1,
+        batch_id=batch_id(task.task_id for task in tasks),
+        pool=POOL,
+        tier=tier,
+        task_type=TaskType.TEXT_TO_VIDEO,
+        model="tiny-wan",
+        params=shared,
+        tasks=tasks,
+    )
+
+
 def publish(bootstrap: str, catalog: TopicCatalog, batch: BatchReady) -> tuple[int, int]:
     """Produce ``batch`` to its tier's topic; return (partition, offset)."""
     producer = DurableProducer(bootstrap)

@@ -91,3 +91,24 @@ def test_devices_are_explicit() -> None:
     assert resolve_devices(pool, "cpu,cpu") == ["cpu", "cpu"]
     with pytest.raises(Exception, match="--devices takes cpu or cuda:N entries, got 'gpu0'"):
         resolve_devices(pool, "gpu0")
+
+
+def test_takeover_and_cancellation_defaults() -> None:
+    s = settings()
+    assert s.static_membership and s.leave_group_on_stop and s.instance_id is None
+    assert s.cancel_lookback_s == 7 * 24 * 3600 and s.cancel_catchup_timeout_s == 60
+    assert s.member_lock_dir == Path("/srv/storee/run/gpu-members")
+
+
+def test_takeover_and_cancellation_settings() -> None:
+    s = settings(
+        GPU_STATIC_MEMBERSHIP="false",
+        GPU_INSTANCE_ID="render-0",
+        GPU_LEAVE_GROUP_ON_STOP="0",
+        CANCEL_LOOKBACK_S="3600",
+        CANCEL_CATCHUP_TIMEOUT_S="5",
+    )
+    assert not s.static_membership and not s.leave_group_on_stop and s.instance_id == "render-0"
+    assert (s.cancel_lookback_s, s.cancel_catchup_timeout_s) == (3600, 5)
+    with pytest.raises(ConfigError, match="CANCEL_LOOKBACK_S must be a number"):
+        settings(CANCEL_LOOKBACK_S="a week")
