@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test stop status bench clean
+.PHONY: install run test stop status bench clean poison chaos
 
 install: $(STAMP)
 
@@ -26,6 +26,16 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long poison run: 2000 Hypothesis poison records on every topic against the running system.
+POISON_ARGS ?= --records 2000 --good 60
+poison: install
+	$(BIN)/python -m ops.bench.poison $(POISON_ARGS)
+
+# The long chaos run: 20 rounds of SIGKILLs (services and brokers of a three-broker stack).
+CHAOS_ARGS ?= --rounds 20 --seed 1 --brokers 3
+chaos: install
+	$(BIN)/python -m ops.bench.chaos $(CHAOS_ARGS)
 
 stop:
 	@test -x $(BIN)/storee && $(BIN)/storee stack down || true

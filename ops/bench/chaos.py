@@ -228,10 +228,11 @@ def wait_until(condition, timeout: float, interval: float = 0.25):  # type: igno
 # -- evidence from the services' logs -----------------------------------------------------------
 
 
-def crash_evidence(log_file: Path, limit: int = 3, lines: int = 12) -> list[str]:
+def crash_evidence(log_file: Path, limit: int = 3, frames: int = 6) -> list[str]:
     """Why a service exited, from its log: for each run that ended (the supervisor writes a
-    ``--- <time> starting <name>`` line at every start), the last traceback of that run, or its last
-    lines when it has none (a SIGKILL leaves no traceback). The last ``limit`` runs that ended."""
+    ``--- <time> starting <name>`` line at every start), its last traceback (the line logged before it,
+    the innermost ``frames`` lines and the exception), or its last lines when it has none (a SIGKILL
+    leaves no traceback). The last ``limit`` runs that ended."""
     try:
         text = log_file.read_text(errors="replace").splitlines()
     except FileNotFoundError:
@@ -242,16 +243,22 @@ def crash_evidence(log_file: Path, limit: int = 3, lines: int = 12) -> list[str]
             runs.append([line])
         elif runs:
             runs[-1].append(line)
-    ended = runs[:-1]  # the last run is the one still going
     out = []
-    for run in ended[-limit:]:
+    for run in runs[:-1][-limit:]:  # the last run is the one still going
         starts = [i for i, line in enumerate(run) if line.startswith("Traceback")]
-        if starts:
-            block = run[starts[-1] :]
-            tail = [line for line in block if line.strip()][-lines:]
-            out.append(f"{run[0]}: last traceback before it ended:\n" + "\n".join(tail))
-        else:
+        if not starts:
             out.append(f"{run[0]}: no traceback; its last lines:\n" + "\n".join(run[-4:]))
+            continue
+        first = starts[-1]
+        body, j = [], first + 1
+        while j < len(run) and (run[j].startswith((" ", "\t")) or not run[j].strip()):
+            body.append(run[j])
+            j += 1
+        error = run[j] if j < len(run) else "(no exception line)"
+        before = run[first - 1] if first > 0 else ""
+        frames_shown = [b for b in body if b.strip() and set(b.strip()) - set("^~")][-frames:]
+        shown = [before, run[first], "  ...", *frames_shown, error]
+        out.append(f"{run[0]}: ended after\n" + "\n".join(line[:400] for line in shown if line))
     return out
 
 

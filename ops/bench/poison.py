@@ -1,0 +1,51 @@
+"""The long poison run as a command: ``tests/e2e/test_poison.py`` with thousands of records.
+
+The poison run lives in the test (its records are drawn by Hypothesis strategies in
+``tests/e2e/poison.py``); this command only sizes it through the variables the test reads and runs it
+with a pytest timeout to match::
+
+    .venv/bin/python -m ops.bench.poison --records 2000 --good 60     # what `make poison` runs
+
+It prints the test's summary line (records tried, dead-lettered, lost, good stories completed) and every
+failed assertion with its evidence; the exit status is pytest's. Everything it starts it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=2000, help="poison records to draw")
+    parser.add_argument("--good", type=int, default=60, help="good stories (a third straight to Kafka)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
+    parser.add_argument(
+        "--timeout", type=float, default=0.0, help="settle deadline, s (default 60 + 0.5/record + 3/story)"
+    )
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    settle = args.timeout or 60 + 0.5 * args.records + 3 * args.good
+    env = {
+        **os.environ,
+        "POISON_RECORDS": str(args.records),
+        "POISON_GOOD_STORIES": str(args.good),
+        "POISON_SEED": str(args.seed),
+        "POISON_TIMEOUT": str(settle),
+    }
+    command = [
+        sys.executable, "-m", "pytest", "tests/e2e/test_poison.py", "-q", "-p", "no:cacheprovider",
+        f"--timeout={int(settle + 900)}", *args.pytest_args,
+    ]  # fmt: skip
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
