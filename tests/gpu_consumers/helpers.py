@@ -200,6 +200,7 @@ class ConsumerProcesses:
             TOPIC_PREFIX=self.prefix,
             GPU_POOLS=json.dumps(pools),
             OUTPUT_DIR=str(self.output_dir),
+            STOREE_HOME=str(self.tmp / "home"),  # the members' instance slot locks, per test
             STOREE_MODEL_CACHE=str(self.tmp / "models"),
             READY_FILE=str(self.tmp / f"ready-{index}"),
             KAFKA_SESSION_TIMEOUT_MS="6000",
