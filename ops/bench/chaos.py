@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,11 +228,12 @@ def wait_until(condition, timeout: float, interval: float = 0.25):  # type: igno
 # -- evidence from the services' logs -----------------------------------------------------------
 
 
-def crash_evidence(log_file: Path, limit: int = 3, frames: int = 6) -> list[str]:
-    """Why a service exited, from its log: for each run that ended (the supervisor writes a
-    ``--- <time> starting <name>`` line at every start), its last traceback (the line logged before it,
+def crash_evidence(log_file: Path, frames: int = 6) -> list[str]:
+    """Why each run of a service ended, from its log, oldest first (the last run, still going, is left
+    out). The supervisor writes ``--- <time> starting <name>`` at every start, so the i-th ended run
+    matches the i-th ``exited`` event. A run is shown by its last traceback (the line logged before it,
     the innermost ``frames`` lines and the exception), or its last lines when it has none (a SIGKILL
-    leaves no traceback). The last ``limit`` runs that ended."""
+    leaves no traceback)."""
     try:
         text = log_file.read_text(errors="replace").splitlines()
     except FileNotFoundError:
@@ -244,10 +245,13 @@ def crash_evidence(log_file: Path, limit: int = 3, frames: int = 6) -> list[str]
         elif runs:
             runs[-1].append(line)
     out = []
-    for run in runs[:-1][-limit:]:  # the last run is the one still going
+    for run in runs[:-1]:
         starts = [i for i, line in enumerate(run) if line.startswith("Traceback")]
         if not starts:
-            out.append(f"{run[0]}: no traceback; its last lines:\n" + "\n".join(run[-4:]))
+            errors = [line for line in run if "[ERROR]" in line or "CRITICAL" in line][-2:]
+            out.append(f"{run[0]}: no traceback; its last errors and lines:\n" + "\n".join(
+                line[:400] for line in [*errors, *run[-3:]]
+            ))  # fmt: skip
             continue
         first = starts[-1]
         body, j = [], first + 1
@@ -271,15 +275,26 @@ def log_lines(log_file: Path, *needles: str, limit: int = 8) -> list[str]:
     return [line for line in text if any(n in line for n in needles)][-limit:]
 
 
-def restart_evidence(h: Harness, names: Sequence[str] | None = None) -> str:
+def restart_evidence(
+    h: Harness, names: Sequence[str] | None = None, *, skip_sigkill: bool = False, limit: int = 4
+) -> str:
+    """Each service's exits with the log evidence of why (``skip_sigkill``: only exits nobody caused
+    with a SIGKILL, as in a chaos run, where the kills are the harness's own)."""
     out = []
     for name in names or SERVICES:
         exits = h.exits(name)
-        if not exits:
+        runs = crash_evidence(h.log_file(name))
+        pairs = [(e, runs[i] if i < len(runs) else "(no log of this run)") for i, e in enumerate(exits)]
+        if skip_sigkill:
+            pairs = [(e, run) for e, run in pairs if "SIGKILL" not in e.detail]
+        if not pairs:
             continue
-        out.append(f"  {name}: {len(exits)} exit(s): " + "; ".join(e.detail for e in exits[:5]))
-        for block in crash_evidence(h.log_file(name)):
-            out.append("    | " + block.replace("\n", "\n    | "))
+        out.append(f"  {name}: {len(pairs)} exit(s)")
+        for event, run in pairs[:limit]:
+            out.append(f"    {event.detail}:")
+            out.append("    | " + run.replace("\n", "\n    | "))
+        if len(pairs) > limit:
+            out.append(f"    ... and {len(pairs) - limit} more")
     return "\n".join(out)
 
 
@@ -448,8 +463,10 @@ class Chaos:
         pace_s: float = 0.3,
         recover_s: float = 90.0,
         victims: Sequence[str] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.h = h
+        self.progress = progress or (lambda line: None)
         self.rng = random.Random(seed)
         self.per_round = per_round
         self.pace_s = pace_s
@@ -494,6 +511,12 @@ class Chaos:
             self._pace.wait(self.pace_s)
         if kill is not None:
             self.recover(kill)
+            back = f"back after {kill.back_s:.1f}s" if kill.back_s is not None else "NOT BACK"
+            accepted = sum(1 for s in report.submissions if s.round == number and s.status == 202)
+            self.progress(
+                f"round {number}: SIGKILL {kill.victim} before submission {kill.at_submission}, {back}; "
+                f"{accepted}/{self.per_round} accepted"
+            )
 
     def submit(self, number: int, index: int) -> Submission:
         tier = "premium" if (number + index) % 2 == 0 else "free"
@@ -600,7 +623,9 @@ def drain_budget(stories: int) -> float:
 
 
 def run_chaos(h: Harness, *, rounds: int, seed: int, per_round: int, pace_s: float) -> ChaosReport:
-    chaos = Chaos(h, seed=seed, per_round=per_round, pace_s=pace_s)
+    chaos = Chaos(
+        h, seed=seed, per_round=per_round, pace_s=pace_s, progress=lambda line: print(line, flush=True)
+    )
     return chaos.run(rounds, drain_s=drain_budget(rounds * per_round))
 
 
@@ -626,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 h, rounds=args.rounds, seed=args.seed, per_round=args.per_round, pace_s=args.pace
             )
             print(report.details())
-            evidence = restart_evidence(h, list(report.unexpected_exits))
+            evidence = restart_evidence(h, list(report.unexpected_exits), skip_sigkill=True)
             if evidence:
                 print("unexpected exits:\n" + evidence)
     finally:

@@ -27,7 +27,7 @@ def explain(report: ChaosReport, h: Harness) -> str:
     """The summary, every kill, every lost/stuck/twice/failed story, and why unexpected exits happened."""
     parts = [report.summary(), report.details()]
     if report.unexpected_exits:
-        evidence = restart_evidence(h, list(report.unexpected_exits))
+        evidence = restart_evidence(h, list(report.unexpected_exits), skip_sigkill=True)
         parts.append("unexpected exits (services nobody killed):\n" + evidence)
     if not report.completions_read:
         parts.append("(task.events could not be read to its end: StoryCompleted counts may be short)")

@@ -1069,9 +1069,14 @@ def judge(db: Any, poisons: Sequence[Poison], good: Sequence[str], letters: Dead
     v = Verdict()
     task_ids = {t for p in poisons for t in (*p.tasks_fail, *p.tasks_end, *p.end_if_present, *p.left_open)}
     story_ids = {s for p in poisons for s in (p.story_fails, p.story_ends, *p.stories_end_if_present) if s}
+    # Every story a poison names (not the orphan task events' stories, which nothing can close).
+    named_stories = story_ids | {
+        t.rpartition(":")[0] for p in poisons for t in (*p.tasks_fail, *p.tasks_end, *p.end_if_present)
+    }
     tasks = {k: docs[0] for k, docs in _docs(db, "tasks", list(task_ids)).items()}
     stories = {k: docs[0] for k, docs in _docs(db, "stories", [*story_ids, *good]).items()}
-    story_tasks = _docs(db, "tasks", [*story_ids, *good], by="story_id")
+    story_tasks = _docs(db, "tasks", [*named_stories, *good], by="story_id")
+    reported: set[str] = set()
 
     for p in poisons:
         if p.dead_letter == "origin":
@@ -1112,17 +1117,27 @@ def judge(db: Any, poisons: Sequence[Poison], good: Sequence[str], letters: Dead
             doc = tasks.get(task_id)
             if doc is None or doc.get("status") not in TERMINAL_TASK:
                 v.stuck.append(f"{describe(p)}: task {task_id} is {_status(doc)}")
+                reported.add(task_id)
         for task_id in p.end_if_present:
             doc = tasks.get(task_id)
             if doc is not None and doc.get("status") not in TERMINAL_TASK:
                 v.stuck.append(f"{describe(p)}: task {task_id} is {_status(doc)} in the view")
+                reported.add(task_id)
+        named_here = {p.story_fails, p.story_ends, *p.stories_end_if_present} | {
+            t.rpartition(":")[0] for t in (*p.tasks_fail, *p.tasks_end, *p.end_if_present)
+        }
+        for sid in sorted(s for s in named_here if s):
+            for doc in story_tasks.get(sid, []):
+                if doc["_id"] not in reported and doc.get("status") not in TERMINAL_TASK:
+                    v.stuck.append(f"{describe(p)}: task {doc['_id']} of story {sid} is {_status(doc)}")
+                    reported.add(doc["_id"])
         sids = [*p.stories_end_if_present, *([p.story_ends] if p.story_ends else [])]
         for sid in sids:
             doc = stories.get(sid)
             if doc is None and sid != p.story_ends:
                 continue
             open_tasks = [t["_id"] for t in story_tasks.get(sid, []) if t.get("status") not in TERMINAL_TASK]
-            if doc is None or doc.get("status") not in TERMINAL_STORY or open_tasks:
+            if doc is None or doc.get("status") not in TERMINAL_STORY:  # open tasks: reported above
                 v.stuck.append(f"{describe(p)}: story {sid} is {_status(doc)}, open tasks {open_tasks}")
         for task_id in p.left_open:
             doc = tasks.get(task_id)

@@ -206,8 +206,11 @@ def _evidence(o: Outcome, lines: list[str], limit: int = 12) -> str:
 
 
 def test_no_service_restarted(outcome: Outcome):
-    assert not outcome.h.restarted(), (
-        f"{outcome.summary()}\nservices restarted:\n{restart_evidence(outcome.h)}"
+    h = outcome.h
+    pids = {name: h.pid(name) for name in SERVICES}
+    assert not h.restarted() and pids == h.first_pids, (
+        f"{outcome.summary()}\npids first {h.first_pids}, now {pids}; services restarted:\n"
+        f"{restart_evidence(h)}"
     )
 
 
