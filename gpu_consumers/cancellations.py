@@ -22,6 +22,7 @@ from typing import Protocol
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from gpu_consumers.delivery import is_fatal
 from gpu_consumers.metrics import ConsumerMetrics
 from schemas.codec import Codec
 from schemas.events import StoryCancelled
@@ -206,7 +207,7 @@ class CancellationWatcher:
                     )
                     self._caught_up.set()
                 return
-            if error.fatal():
+            if is_fatal(error):
                 raise KafkaException(error)
             log.warning("cancellation watcher error topic=%s error=%s", self.topic, error.str())
             return

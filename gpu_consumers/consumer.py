@@ -74,6 +74,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from gpu_consumers.cancellations import CancellationWatcher
 from gpu_consumers.commits import Committer
+from gpu_consumers.delivery import is_fatal
 from gpu_consumers.exceptions import BatchHandedBack, KafkaClientBroken
 from gpu_consumers.executor import BatchExecutor
 from gpu_consumers.membership import InstanceClaim
@@ -248,7 +249,7 @@ class GpuConsumer:
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 return
-            if error.fatal():
+            if is_fatal(error):
                 self._fatal = KafkaClientBroken(f"consumer fatal error: {error.str()}")
             log.warning("consumer error consumer=%s error=%s", self.consumer_id, error.str())
             return

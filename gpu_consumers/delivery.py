@@ -36,6 +36,15 @@ _RECORD_ERRORS = frozenset(
 )
 
 
+def is_fatal(error: KafkaError) -> bool:
+    """Whether the client that reported ``error`` is broken for good.
+
+    librdkafka reports a fatal error as an error event whose code is ``_FATAL`` but whose ``fatal()``
+    flag may be unset (seen with the consumer group protocol's UNRELEASED_INSTANCE_ID), so both count.
+    """
+    return error.fatal() or error.code() == KafkaError._FATAL
+
+
 def verdict(error: KafkaError) -> Verdict:
     """How to treat a delivery report (or produce call) that failed with ``error``.
 
@@ -43,7 +52,7 @@ def verdict(error: KafkaError) -> Verdict:
     operator fixes (a missing topic, a revoked ACL): failing stories for them would be worse than
     waiting.
     """
-    if error.fatal():
+    if is_fatal(error):
         return Verdict.FATAL
     if error.code() in _RECORD_ERRORS:
         return Verdict.REFUSED

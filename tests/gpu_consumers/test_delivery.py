@@ -33,3 +33,5 @@ def test_refusals_of_the_record_itself_are_not_retried(code: int) -> None:
 def test_a_fatal_error_stops_the_member() -> None:
     assert verdict(KafkaError(KafkaError._FENCED, fatal=True)) is Verdict.FATAL
     assert verdict(KafkaError(KafkaError._MSG_TIMED_OUT, fatal=True)) is Verdict.FATAL
+    # How librdkafka reported UNRELEASED_INSTANCE_ID: code _FATAL, fatal() False.
+    assert verdict(KafkaError(KafkaError._FATAL)) is Verdict.FATAL
