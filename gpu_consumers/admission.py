@@ -4,9 +4,9 @@ A task's output lives at ``outputs/<story_id>/<task_id>.<ext>``, so both ids mus
 component: letters, digits, ``.``, ``_``, ``:`` and ``-``, starting with a letter or digit (so never
 ``.``, ``..``, a hidden name, a separator or a NUL). A bad id is refused with a reason, never rewritten:
 a rewritten id could land on another task's output. Result events carry the task's sequence plus a
-step (:mod:`gpu_consumers.results`), so a sequence without room for that step is refused too. The
-schema contract (:mod:`schemas.contract`) already rejects such records when they are decoded; these
-checks keep the member safe without it.
+step (:mod:`gpu_consumers.results`), so a sequence without room for that step (or a negative one) is
+refused too. The schema contract (:mod:`schemas.contract`) already rejects such records when they are
+decoded; these checks keep the member safe without it.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def task_problem(task: BatchTask) -> InvalidTask | None:
         problem = component_problem(name, value)
         if problem is not None:
             return InvalidTask(problem)
-    if task.sequence > MAX_SEQUENCE - END_STEP:
+    if not 0 <= task.sequence <= MAX_SEQUENCE - END_STEP:
         return InvalidTask(
             f"task {task.task_id} has sequence {task.sequence}, which leaves no room for its result "
-            f"events (at most {MAX_SEQUENCE - END_STEP})"
+            f"events (0 to {MAX_SEQUENCE - END_STEP})"
         )
     return None

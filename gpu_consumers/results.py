@@ -3,22 +3,25 @@
 Sequences: the job view applies a story's updates in (sequence, event_time) order, and a task's
 events here derive from its BatchTask, so they carry the task's sequence plus a fixed step: started +1,
 progress +2, and the end state (completed, failed, expired) +3. A redelivered batch's TaskStarted then
-never overrides the end state an earlier run already reached. A TaskFailed's sequence is capped at
-the largest Avro ``long``, so a task refused for having no room left can still be failed.
+never overrides the end state an earlier run already reached. A TaskFailed's sequence and attempt
+are kept within the contract's bounds (:mod:`schemas.contract`), so a task refused for a sequence
+without room left, or an attempt out of range, can still be failed where the job view accepts it.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from schemas.contract import MAX_ATTEMPT
+from schemas.contract import MAX_SEQUENCE as CONTRACT_MAX_SEQUENCE
 from schemas.events import BatchReady, TaskCompleted, TaskExpired, TaskFailed, TaskProgress, TaskStarted
 from schemas.records import BatchTask, OutputArtifact
 
 STARTED_STEP = 1
 PROGRESS_STEP = 2
 END_STEP = 3
-# The largest Avro long: a sequence above it cannot be encoded.
-MAX_SEQUENCE = 2**63 - 1
+# The largest sequence an event may carry (the contract's bound, far below Avro's 2**63 - 1).
+MAX_SEQUENCE = CONTRACT_MAX_SEQUENCE
 # Seeds fit a signed 32-bit range for models whose generators refuse larger ones.
 _DERIVED_SEED_RANGE = 2**31
 
@@ -96,14 +99,14 @@ def failed(
 ) -> TaskFailed:
     # retriable=False: this consumer already spent the retry budget; resubmitting is the caller's call.
     return TaskFailed(
-        sequence=min(task.sequence + END_STEP, MAX_SEQUENCE),
+        sequence=max(0, min(task.sequence + END_STEP, MAX_SEQUENCE)),
         story_id=task.story_id,
         task_id=task.task_id,
         batch_id=batch.batch_id,
         consumer_id=consumer_id,
         error_class=error_class,
         message=message,
-        attempt=attempt,
+        attempt=max(0, min(attempt, MAX_ATTEMPT)),
         retriable=False,
     )
 

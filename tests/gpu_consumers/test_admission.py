@@ -35,5 +35,6 @@ def test_a_task_needs_safe_ids_and_room_in_its_sequence() -> None:
     assert task_problem(dataclasses.replace(task, sequence=MAX_SEQUENCE - END_STEP)) is None
     late = task_problem(dataclasses.replace(task, sequence=MAX_SEQUENCE - END_STEP + 1))
     assert isinstance(late, InvalidTask) and "leaves no room" in str(late)
+    assert "leaves no room" in str(task_problem(dataclasses.replace(task, sequence=-1)))
     escaping = task_problem(dataclasses.replace(task, task_id="../../etc/passwd"))
     assert isinstance(escaping, InvalidTask) and "task_id '../../etc/passwd'" in str(escaping)
