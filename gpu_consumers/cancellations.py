@@ -23,6 +23,7 @@ from typing import Protocol
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from gpu_consumers.delivery import is_fatal
+from gpu_consumers.exceptions import KafkaClientBroken
 from gpu_consumers.metrics import ConsumerMetrics
 from schemas.codec import Codec
 from schemas.events import StoryCancelled
@@ -127,7 +128,7 @@ class CancellationWatcher:
         self._stop = threading.Event()
         self._caught_up = threading.Event()
         self._behind: set[int] = set()
-        self.broken: KafkaException | None = None
+        self.broken: KafkaClientBroken | None = None
         self._thread = threading.Thread(target=self._run, name=f"cancellations-{topic}", daemon=True)
 
     def start(self) -> None:
@@ -155,13 +156,19 @@ class CancellationWatcher:
                 self._stop.wait(RETRY_S)
             while not self._stop.is_set():
                 message = self._consumer.poll(POLL_S)
-                if message is not None:
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None and is_fatal(error):
+                    log.error("cancellation watcher client broken topic=%s error=%s", self.topic, error.str())
+                    self.broken = KafkaClientBroken(f"cancellation watcher: {error.str()}")
+                    return
+                try:
                     self._on_message(message)
-        except Exception as exc:  # noqa: BLE001 - the member must learn that its watcher died
-            log.exception("cancellation watcher failed topic=%s", self.topic)
-            self.broken = (
-                exc if isinstance(exc, KafkaException) else KafkaException(KafkaError._FAIL, str(exc))
-            )
+                except Exception:  # noqa: BLE001 - one odd record must not blind the watcher
+                    log.exception(
+                        "cancellation record skipped topic=%s offset=%s", self.topic, message.offset()
+                    )
         finally:
             try:
                 self._consumer.close()
@@ -207,8 +214,6 @@ class CancellationWatcher:
                     )
                     self._caught_up.set()
                 return
-            if is_fatal(error):
-                raise KafkaException(error)
             log.warning("cancellation watcher error topic=%s error=%s", self.topic, error.str())
             return
         value = message.value()
