@@ -12,9 +12,9 @@ Takeover and cancels: ``GPU_STATIC_MEMBERSHIP`` [1: a ``group.instance.id`` per 
 :mod:`gpu_consumers.membership`], ``GPU_INSTANCE_ID`` [the host name; the base of the instance ids,
 set it where host names are not stable], ``GPU_LEAVE_GROUP_ON_STOP`` [1: a graceful stop leaves the
 group so its partitions move at once; 0 keeps the membership for a restart within the session
-timeout], ``CANCEL_LOOKBACK_S`` [604800, 7 days: how far back a starting member reads StoryCancelled
-events; at least the longest a task may wait], ``CANCEL_CATCHUP_TIMEOUT_S`` [60: how long the first
-batch waits for those to be read].
+timeout], ``CANCEL_LOOKBACK_S`` [``MAX_TASK_TTL``, else 604800 = 7 days: how far back a starting
+member reads StoryCancelled events; at least the longest a task may wait], ``CANCEL_CATCHUP_TIMEOUT_S``
+[60: how long the first batch waits for those to be read].
 """
 
 from __future__ import annotations
@@ -117,7 +117,10 @@ class GpuConsumerSettings:
             static_membership=env.bool("GPU_STATIC_MEMBERSHIP", True),
             instance_id=env.optional("GPU_INSTANCE_ID"),
             leave_group_on_stop=env.bool("GPU_LEAVE_GROUP_ON_STOP", True),
-            cancel_lookback_s=env.float("CANCEL_LOOKBACK_S", 7 * 24 * 3600.0, minimum=0.0),
+            # A task waits at most MAX_TASK_TTL to start, so an older cancel can only name dead tasks.
+            cancel_lookback_s=env.float(
+                "CANCEL_LOOKBACK_S", env.float("MAX_TASK_TTL", 7 * 24 * 3600.0, minimum=0.1), minimum=0.0
+            ),
             cancel_catchup_timeout_s=env.float("CANCEL_CATCHUP_TIMEOUT_S", 60.0, minimum=0.0),
             member_lock_dir=home / "run" / "gpu-members",
         )

@@ -110,5 +110,6 @@ def test_takeover_and_cancellation_settings() -> None:
     )
     assert not s.static_membership and not s.leave_group_on_stop and s.instance_id == "render-0"
     assert (s.cancel_lookback_s, s.cancel_catchup_timeout_s) == (3600, 5)
+    assert settings(MAX_TASK_TTL="86400").cancel_lookback_s == 86400  # follows the longest wait
     with pytest.raises(ConfigError, match="CANCEL_LOOKBACK_S must be a number"):
         settings(CANCEL_LOOKBACK_S="a week")
