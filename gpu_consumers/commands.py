@@ -3,8 +3,10 @@
 ``storee gpu-consumer --pool NAME [--devices cpu,cuda:1,...]`` runs one group member per device: in
 this process for a single device, else one supervised child process each. Without ``--devices`` the
 pool's device policy decides (every visible GPU, or the CPU). The members load the pool's pipeline
-before joining the group ``<prefix>gpu-consumers.<pool>`` and consume ``batches.<pool>.premium`` and
-``batches.<pool>.free``. SIGTERM stops them gracefully (see :mod:`gpu_consumers.consumer`).
+before joining the groups ``<prefix>gpu-consumers.<pool>.premium`` and ``...<pool>.free`` (static
+members: a restarted one gets its partitions back at once) and consume ``batches.<pool>.premium`` and
+``batches.<pool>.free``. SIGTERM stops them gracefully and they leave the groups (see
+:mod:`gpu_consumers.consumer`).
 
 ``storee models make-tiny DIR`` saves the tiny random-weight Wan pipeline to DIR.
 """

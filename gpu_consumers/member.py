@@ -147,7 +147,16 @@ def _claim(settings: GpuConsumerSettings, pool: PoolConfig, device: str) -> Inst
         return None
     base = instance_base(socket.gethostname(), device, settings.instance_id)
     scope = f"{settings.connection.topic_prefix}{pool.name}"
-    claim = claim_instance(settings.member_lock_dir, scope, base)
+    try:
+        claim = claim_instance(settings.member_lock_dir, scope, base)
+    except OSError as exc:
+        # Without the lock no id is known to be ours alone, and a shared one fences a live member.
+        log.warning(
+            "cannot lock an instance slot, joining as a dynamic member dir=%s error=%s",
+            settings.member_lock_dir,
+            exc,
+        )
+        return None
     log.info("static membership instance=%s pool=%s", claim.instance_id, pool.name)
     return claim
 
