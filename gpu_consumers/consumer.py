@@ -229,6 +229,8 @@ class GpuConsumer:
                 log.warning("consumer close failed consumer=%s error=%s", self.consumer_id, exc)
         if self._watcher is not None:
             self._watcher.stop()
+        if not self._worker.is_alive():  # else it still writes (grace over): its threads end with it
+            self._executor.close()
         if self._instance is not None:
             self._instance.release()
         log.info("left groups consumer=%s left=%s", self.consumer_id, leave)

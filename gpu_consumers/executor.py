@@ -127,6 +127,10 @@ class BatchExecutor:
             rerender=rerender,
         )
 
+    def close(self) -> None:
+        """Finish the output writes in flight (the manifests) and stop the I/O threads."""
+        self.outputs.close()
+
     def refuse(self, rejected: RejectedRecord) -> int:
         """End a record this member will not run (see :mod:`gpu_consumers.endings`)."""
         return self.endings.refuse(rejected)
@@ -207,6 +211,7 @@ class BatchExecutor:
 
     def _complete(self, run: BatchRun, chunk: _Chunk, media: list[RenderedMedia], run_s: float) -> None:
         batch = run.batch
+        keep = []
         for task, rendered in zip(chunk.tasks, media, strict=True):
             if rendered.task_id != task.task_id:
                 raise GpuConsumerError(
@@ -214,10 +219,14 @@ class BatchExecutor:
                 )
             if self.triage.cancelled(task):
                 self.triage.skip_cancelled(run, task, "while its chunk ran: output discarded")
+            else:
+                keep.append((task, rendered))
+        saved = self.outputs.save_all(keep, batch_id=batch.batch_id, consumer_id=self.consumer_id)
+        failure: Exception | None = None
+        for (task, rendered), manifest in zip(keep, saved, strict=True):
+            if isinstance(manifest, Exception):
+                failure = failure or manifest
                 continue
-            manifest = self.outputs.save(
-                task, rendered, batch_id=batch.batch_id, consumer_id=self.consumer_id
-            )
             self.publisher.event(
                 results.completed(
                     batch,
@@ -231,6 +240,8 @@ class BatchExecutor:
                 )
             )
             run.outcomes.end(task, "completed")
+        if failure is not None:
+            raise failure  # the tasks it left without an outcome fail with it
 
     def _pipeline_failed(
         self, run: BatchRun, chunk: _Chunk, error: Exception, work: collections.deque[_Chunk]

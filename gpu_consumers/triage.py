@@ -25,7 +25,7 @@ from gpu_consumers.admission import task_problem
 from gpu_consumers.cancellations import Cancellations, NoCancellations
 from gpu_consumers.endings import Endings
 from gpu_consumers.exceptions import BatchHandedBack
-from gpu_consumers.manifests import OutputStore
+from gpu_consumers.manifests import Manifest, OutputStore
 from gpu_consumers.outcomes import BatchRun
 from gpu_consumers.publisher import ResultPublisher
 from schemas.events import BatchReady
@@ -71,8 +71,7 @@ class Triage:
 
     def before_batch(self, run: BatchRun) -> list[BatchTask]:
         """Triage every task of the batch; return the live ones, in order."""
-        now = self._clock()
-        live = []
+        candidates = []
         for task in run.batch.tasks:
             problem = task_problem(task)
             if problem is not None:
@@ -83,8 +82,16 @@ class Triage:
                 run.first_error = run.first_error or problem
             elif self.cancelled(task):
                 self.skip_cancelled(run, task, "before the batch ran")
-            elif self._reuse(run, task):
-                continue
+            else:
+                candidates.append(task)
+        lookups = [task for task in candidates if not self._rerender(run.batch, task)]
+        stored = dict(zip((task.task_id for task in lookups), self.outputs.find_all(lookups), strict=True))
+        now = self._clock()
+        live = []
+        for task in candidates:
+            manifest = stored.get(task.task_id)
+            if manifest is not None:
+                self._announce(run, task, manifest)
             elif (deadline := results.deadline_of(task, run.batch)) is not None and deadline < now:
                 self._expire_one(run, task, deadline, now)
             else:
@@ -133,13 +140,8 @@ class Triage:
                 break
         self._cancellations_read = True
 
-    def _reuse(self, run: BatchRun, task: BatchTask) -> bool:
-        """Re-announce a task whose output is already stored intact; ``False`` if it must render."""
-        if self._rerender(run.batch, task):
-            return False
-        manifest = self.outputs.find(task)
-        if manifest is None:
-            return False
+    def _announce(self, run: BatchRun, task: BatchTask, manifest: Manifest) -> None:
+        """Re-emit the TaskCompleted of a task whose output is already stored intact."""
         seed = manifest.seed if manifest.seed is not None else results.seed_for(task, run.batch)
         self.publisher.event(
             results.completed(
@@ -160,7 +162,6 @@ class Triage:
             run.batch.batch_id,
             manifest.batch_id,
         )
-        return True
 
     def _expire_one(self, run: BatchRun, task: BatchTask, deadline: int, now: int) -> None:
         self.publisher.event(results.expired(task, deadline))

@@ -114,16 +114,16 @@ def test_batch_of_a_killed_consumer_is_redone_by_another_member(
         store = LocalStore(consumers.output_dir)
         for completion in completions:
             assert_playable(store, completion, frames=5, size=32)
-        # No half-written file is left behind by the killed member (writes go to a temp name first):
-        # only clips and, next to each, its manifest.
+        # Next to each clip its manifest (written just after the clip, while the member goes on).
+        manifests = [store.local_path(c.outputs[0].uri).with_suffix(".json") for c in completions]
+        wait_for(lambda: all(m.is_file() for m in manifests), 30, "every clip's manifest")
+        # No half-written file is left behind by the killed member (writes go to a temp name first).
         leftovers = [
             p
             for p in Path(consumers.output_dir).rglob("*")
             if p.is_file() and not p.name.endswith((".mp4", ".json"))
         ]
         assert leftovers == []
-        for completion in completions:
-            assert store.local_path(completion.outputs[0].uri).with_suffix(".json").is_file()
         wait_for(
             lambda: (
                 committed(kafka_bootstrap, consumers.group, catalog.batches(POOL, "premium"), partition)

@@ -265,16 +265,14 @@ def test_progress_is_throttled_but_the_last_step_always_reported() -> None:
 
 
 class FailingStore(LocalStore):
-    """A store whose ``fail_at``-th write raises (a full disk, a broken mount)."""
+    """A store whose writes of one key raise (a full disk, a broken mount)."""
 
-    def __init__(self, root: Path, fail_at: int) -> None:
+    def __init__(self, root: Path, failing_key: str) -> None:
         super().__init__(root)
-        self.writes = 0
-        self.fail_at = fail_at
+        self.failing_key = failing_key
 
     def put_bytes(self, key: str, data: bytes) -> str:
-        self.writes += 1
-        if self.writes == self.fail_at:
+        if key == self.failing_key:
             raise OSError(28, "No space left on device")
         return super().put_bytes(key, data)
 
@@ -282,18 +280,21 @@ class FailingStore(LocalStore):
 def test_an_exception_after_the_render_fails_the_open_tasks_and_dead_letters_the_batch(
     tmp_path: Path,
 ) -> None:
-    # Media and manifest of task 0 are writes 1 and 2; task 1's media (write 3) fails.
-    run, publisher = executor(FakeRunner(), tmp_path, store=FailingStore(tmp_path, fail_at=3))
     item = pending(3)
+    broken = item.batch.tasks[1]
+    store = FailingStore(tmp_path, f"outputs/{broken.story_id}/{broken.task_id}.mp4")
+    run, publisher = executor(FakeRunner(), tmp_path, store=store)
     report = run.execute(item)
-    assert report.aborted and (report.completed, report.failed) == (1, 2)
-    assert [c.task_id for c in publisher.of(TaskCompleted)] == [item.batch.tasks[0].task_id]
-    failed = publisher.of(TaskFailed)
-    assert [f.task_id for f in failed] == [t.task_id for t in item.batch.tasks[1:]]
-    for event in failed:
-        assert event.error_class == "OSError" and event.retriable is False
-        assert f"batch {item.batch.batch_id} could not be processed" in event.message
-        assert "No space left on device" in event.message
+    assert report.aborted and (report.completed, report.failed) == (2, 1)
+    assert {c.task_id for c in publisher.of(TaskCompleted)} == {
+        item.batch.tasks[0].task_id,
+        item.batch.tasks[2].task_id,
+    }
+    (failed,) = publisher.of(TaskFailed)
+    assert failed.task_id == broken.task_id
+    assert failed.error_class == "OSError" and failed.retriable is False
+    assert f"batch {item.batch.batch_id} could not be processed" in failed.message
+    assert "No space left on device" in failed.message
     (letter,) = publisher.dead_letters
     assert letter.error_class == "OSError" and letter.origin_offset == 7
     assert publisher.confirmed == len(publisher.events)  # delivered before the caller commits
@@ -352,6 +353,7 @@ def test_ids_that_are_not_safe_path_components_fail_their_task_and_write_nothing
     assert message in failed.message
     assert publisher.dead_letters[0].error_class == "gpu_consumers.exceptions.InvalidTask"
     # Nothing but the good task's clip and manifest was written, and nothing outside the store.
+    run.close()  # the manifests are written after the clips, in the background
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     story = good.tasks[0].story_id
     assert written == [f"store/outputs/{story}/{story}:0.json", f"store/outputs/{story}/{story}:0.mp4"]
