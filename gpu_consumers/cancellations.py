@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 100_000
 POLL_S = 0.2
+CONSUME_BATCH = 1000
 RETRY_S = 5.0
 
 
@@ -155,20 +156,19 @@ class CancellationWatcher:
             while not self._stop.is_set() and not self._assign():
                 self._stop.wait(RETRY_S)
             while not self._stop.is_set():
-                message = self._consumer.poll(POLL_S)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None and is_fatal(error):
-                    log.error("cancellation watcher client broken topic=%s error=%s", self.topic, error.str())
-                    self.broken = KafkaClientBroken(f"cancellation watcher: {error.str()}")
-                    return
-                try:
-                    self._on_message(message)
-                except Exception:  # noqa: BLE001 - one odd record must not blind the watcher
-                    log.exception(
-                        "cancellation record skipped topic=%s offset=%s", self.topic, message.offset()
-                    )
+                # In batches: catching up reads every task event of the lookback, mostly progress.
+                for message in self._consumer.consume(CONSUME_BATCH, POLL_S):
+                    error = message.error()
+                    if error is not None and is_fatal(error):
+                        log.error("cancellation watcher broken topic=%s error=%s", self.topic, error.str())
+                        self.broken = KafkaClientBroken(f"cancellation watcher: {error.str()}")
+                        return
+                    try:
+                        self._on_message(message)
+                    except Exception:  # noqa: BLE001 - one odd record must not blind the watcher
+                        log.exception(
+                            "cancellation record skipped topic=%s offset=%s", self.topic, message.offset()
+                        )
         finally:
             try:
                 self._consumer.close()
