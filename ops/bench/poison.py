@@ -30,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="settle deadline, s (default 60 + 0.5/record + 3/story)"
     )
+    parser.add_argument("--task-deadline", type=float, default=300.0,
+                        help="start deadline of the poison tasks, s (a backlog needs more than 45)")  # fmt: skip
+    parser.add_argument("--quiet", type=float, default=60.0,
+                        help="stop waiting once nothing changed this long after every deadline")  # fmt: skip
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args(argv)
     settle = args.timeout or 60 + 0.5 * args.records + 3 * args.good
@@ -39,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "POISON_GOOD_STORIES": str(args.good),
         "POISON_SEED": str(args.seed),
         "POISON_TIMEOUT": str(settle),
+        "POISON_TASK_DEADLINE_S": str(args.task_deadline),
+        "POISON_QUIET": str(args.quiet),
     }
     command = [
         sys.executable, "-m", "pytest", "tests/e2e/test_poison.py", "-q", "-p", "no:cacheprovider",

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -61,7 +63,9 @@ from schemas.registry import HEADER_SIZE
 
 POOL = "default"
 PARAMS = GenerationParams(width=64, height=64, num_frames=5, fps=8, num_inference_steps=2, guidance_scale=5.0)
-FUTURE_MS = 20 * 60_000
+# The start deadline of the poison tasks (TaskRequested, BatchReady and their tasks): short, so a task the
+# system can only end by expiring it ends within the run; settling waits past it.
+FUTURE_MS = int(float(os.environ.get("POISON_TASK_DEADLINE_S", "45")) * 1000)
 STORIES = "stories.submitted"
 TASKS = "tasks.requested"
 EVENTS = "task.events"
@@ -1063,6 +1067,12 @@ def _status(doc: dict | None) -> str:
     return f"{doc.get('status')!r}" + (f" error={error}" if error else "")
 
 
+def _task_states(docs: Sequence[dict]) -> str:
+    return "; ".join(
+        f"{t['_id']} {_status(t)} batch_id={t.get('batch_id')} consumer={t.get('consumer_id')}" for t in docs
+    )
+
+
 def judge(db: Any, poisons: Sequence[Poison], good: Sequence[str], letters: DeadLetters) -> Verdict:
     """Compare the DLQ and the job view with what every poison and good story is owed."""
     letters.poll()
@@ -1153,7 +1163,7 @@ def judge(db: Any, poisons: Sequence[Poison], good: Sequence[str], letters: Dead
             or doc.get("status") not in TERMINAL_STORY
             or any(s not in TERMINAL_TASK for s in statuses.values())
         ):
-            v.good_open.append(f"good story {sid} is {_status(doc)}, tasks {statuses}")
+            v.good_open.append(f"good story {sid} is {_status(doc)}, tasks {_task_states(docs)}")
             continue
         count = doc.get("task_count") or 0
         outputs = Counter(o.get("task_id") for o in doc.get("outputs") or [])
@@ -1170,7 +1180,42 @@ def judge(db: Any, poisons: Sequence[Poison], good: Sequence[str], letters: Dead
             or len(outputs) != count
             or any(s != "completed" for s in statuses.values())
         ):
-            v.good_not_completed.append(f"good story {sid} is {_status(doc)}, tasks {statuses}")
+            v.good_not_completed.append(f"good story {sid} is {_status(doc)}, tasks {_task_states(docs)}")
         else:
             v.good_completed += 1
     return v
+
+
+def batches_by_id(bootstrap: str, topics: Sequence[str], wanted: set[str], timeout: float = 60.0) -> dict:
+    """The task ids of the BatchReady records with the ``wanted`` batch ids on ``topics``."""
+    from confluent_kafka import KafkaError, TopicPartition
+
+    from ops.kafka import make_consumer
+
+    codec = Codec()
+    consumer = make_consumer(bootstrap, f"poison-batches-{new_event_id()}", **{"enable.partition.eof": True})
+    parts = [
+        TopicPartition(topic, p, -2)
+        for topic in topics
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ]
+    consumer.assign(parts)
+    found: dict[str, list[str]] = {}
+    ended: set[tuple[str, int]] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while wanted and len(ended) < len(parts) and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error():
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        ended.add((message.topic(), message.partition()))
+                    continue
+                try:
+                    event = codec.decode(message.value() or b"")
+                except CodecError:
+                    continue
+                if isinstance(event, BatchReady) and event.batch_id in wanted:
+                    found[event.batch_id] = [t.task_id for t in event.tasks]
+    finally:
+        consumer.close()
+    return found

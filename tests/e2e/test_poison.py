@@ -25,14 +25,18 @@ Sizes come from the environment; the bounded default runs in ``make test``::
     make poison                                           # the same long run, through ops/bench/poison.py
 
 ``POISON_TIMEOUT`` overrides the settle deadline (default 60 s + 0.5 s per record + 3 s per good
-story), ``POISON_SEED`` the interleaving order. A summary line (records tried, dead-lettered, lost, good
-stories completed) is printed to the terminal and repeated in every failure.
+story), ``POISON_SEED`` the interleaving order, ``POISON_TASK_DEADLINE_S`` the poison tasks' start
+deadline (45 s: what only expiry can end must end within the run) and ``POISON_QUIET`` how long nothing
+may change, once those deadlines passed, before it stops waiting (30 s). A summary line (records
+tried, dead-lettered, lost, good stories completed) is printed to the terminal and repeated in every
+failure.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,7 +57,18 @@ from schemas.codec import Codec
 from schemas.events import StorySubmitted
 from schemas.records import Tier
 from tests.e2e.chaos import show
-from tests.e2e.poison import DeadLetters, Forge, Poison, Verdict, generate, judge, story_submitted
+from tests.e2e.poison import (
+    FUTURE_MS,
+    DeadLetters,
+    Forge,
+    Poison,
+    Verdict,
+    batches_by_id,
+    describe,
+    generate,
+    judge,
+    story_submitted,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,6 +76,7 @@ RECORDS = int(os.environ.get("POISON_RECORDS", "40"))
 GOOD = int(os.environ.get("POISON_GOOD_STORIES", "6"))
 SEED = int(os.environ.get("POISON_SEED", "0"))
 TIMEOUT = float(os.environ.get("POISON_TIMEOUT", "0")) or 60 + 0.5 * RECORDS + 3 * GOOD
+QUIET = float(os.environ.get("POISON_QUIET", "30"))
 SERVICES = ("gateway", "streams", "gpu-consumer")
 
 
@@ -76,6 +92,7 @@ class Outcome:
     undelivered: list[str] = field(default_factory=list)
     skipped: int = 0
     seconds: float = 0.0
+    cobatched: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         v = self.verdict
@@ -168,14 +185,28 @@ def outcome(poison_system: Harness, request) -> Outcome:
         producer.poll(0)
     assert producer.flush(30) == 0, "the poison producer could not deliver everything within 30s"
 
+    # Settled: nothing owed is pending, or nothing changed for QUIET seconds once every poison task's
+    # start deadline has passed (what only expiry can end has had its chance), or TIMEOUT.
+    earliest_quiet = time.monotonic() + FUTURE_MS / 1000 + 15
     letters = DeadLetters(h.bootstrap, h.catalog.dlq, codec)
     try:
         verdicts: list[Verdict] = []
+        last = {"state": None, "since": time.monotonic()}
 
         def settled() -> bool:
-            verdicts.append(judge(h.db, poisons, good, letters))
-            del verdicts[:-1]
-            return not verdicts[-1].pending
+            verdict = judge(h.db, poisons, good, letters)
+            verdicts[:] = [verdict]
+            state = (
+                verdict.lost,
+                verdict.not_failed,
+                verdict.stuck,
+                verdict.good_open,
+                verdict.dead_lettered,
+            )
+            now = time.monotonic()
+            if state != last["state"]:
+                last.update(state=state, since=now)
+            return not verdict.pending or (now > earliest_quiet and now - last["since"] > QUIET)
 
         wait_until(settled, TIMEOUT, interval=1.0)
         verdict = verdicts[-1]
@@ -186,8 +217,37 @@ def outcome(poison_system: Harness, request) -> Outcome:
         h, poisons, good, verdict, completions, read, refused, undelivered,
         skipped=sum(forge.skipped.values()), seconds=time.monotonic() - started,
     )  # fmt: skip
+    result.cobatched = cobatched(h, poisons, good)
     show(request, result.summary())
     return result
+
+
+def cobatched(h: Harness, poisons: list[Poison], good: list[str]) -> list[str]:
+    """For each good task that did not complete: the batch it was in, and the poisons batched with it."""
+    docs = list(h.db["tasks"].find({"story_id": {"$in": good}, "status": {"$ne": "completed"}}))
+    wanted = {d["batch_id"]: d["_id"] for d in docs if d.get("batch_id")}
+    if not docs:
+        return []
+    topics = [h.catalog.batches("default", tier) for tier in ("premium", "free")]
+    batches = batches_by_id(h.bootstrap, topics, set(wanted))
+    by_story = {s: p for p in poisons for s in _stories_of(p)}
+    out = []
+    for d in docs:
+        tasks = batches.get(d.get("batch_id") or "", [])
+        others = [t for t in tasks if t != d["_id"]]
+        named = [f"{t} <- {describe(by_story[t.rpartition(':')[0]])}" for t in others
+                 if t.rpartition(":")[0] in by_story]  # fmt: skip
+        out.append(
+            f"good task {d['_id']} ended {d.get('status')!r} error={d.get('error')} in batch "
+            f"{d.get('batch_id')} with {others or 'no other task'}" + "".join(f"\n    {n}" for n in named)
+        )
+    return out
+
+
+def _stories_of(p: Poison) -> set[str]:
+    ids = {p.story_fails, p.story_ends, *p.stories, *p.stories_end_if_present}
+    ids |= {t.rpartition(":")[0] for t in (*p.tasks_fail, *p.tasks_end, *p.end_if_present, *p.left_open)}
+    return {i for i in ids if i}
 
 
 def _evidence(o: Outcome, lines: list[str], limit: int = 12) -> str:
@@ -197,8 +257,11 @@ def _evidence(o: Outcome, lines: list[str], limit: int = 12) -> str:
         out.append("  - " + line)
         words = [w.strip("',:()[]") for w in line.split()]
         ids = [w for w in words if w.startswith(("p0", "good-")) or (len(w) == 32 and w.isalnum())][:2]
+        # Where it was produced: the streams' dead-letter lines name "topic=T partition=P offset=O".
+        coords = re.findall(r"(\S+)\[(\d+)\]@(\d+)", line)[:1]
+        needles = [*ids, *(f"topic={t} partition={p} offset={o_}" for t, p, o_ in coords)]
         for name in SERVICES:
-            for hit in log_lines(o.h.log_file(name), *ids, limit=2) if ids else []:
+            for hit in log_lines(o.h.log_file(name), *needles, limit=2) if needles else []:
                 out.append(f"      {name}.log: {hit[:300]}")
     if len(lines) > limit:
         out.append(f"  ... and {len(lines) - limit} more")
@@ -221,7 +284,8 @@ def test_every_good_story_completes_exactly_once(outcome: Outcome):
     twice = [f"good story {s}: {len(outcome.completions.get(s, ()))} distinct StoryCompleted event ids"
              for s in outcome.good if len(outcome.completions.get(s, ())) != 1]  # fmt: skip
     problems = v.good_open + v.good_not_completed + v.good_twice + twice
-    assert not problems, f"{outcome.summary()}\n{_evidence(outcome, problems)}"
+    batched = "\n".join(outcome.cobatched)
+    assert not problems, f"{outcome.summary()}\n{_evidence(outcome, problems)}\n{batched}"
 
 
 def test_every_bad_record_is_dead_lettered_with_a_reason(outcome: Outcome):
