@@ -30,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="settle deadline, s (default 60 + 0.5/record + 3/story)"
     )
-    parser.add_argument("--task-deadline", type=float, default=300.0,
-                        help="start deadline of the poison tasks, s (a backlog needs more than 45)")  # fmt: skip
+    parser.add_argument(
+        "--task-deadline", type=float, default=300.0, help="start deadline of the poison tasks, seconds"
+    )
     parser.add_argument("--quiet", type=float, default=60.0,
                         help="stop waiting once nothing changed this long after every deadline")  # fmt: skip
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
