@@ -7,7 +7,8 @@ with a pytest timeout to match::
     .venv/bin/python -m ops.bench.poison --records 2000 --good 60     # what `make poison` runs
 
 It prints the test's summary line (records tried, dead-lettered, lost, good stories completed) and every
-failed assertion with its evidence; the exit status is pytest's. Everything it starts it stops.
+failed assertion with its evidence, and writes every finding as JSON to a file it names
+(``$TMPDIR/storee-poison-<time>.json``); the exit status is pytest's. Everything it starts it stops.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args(argv)
     settle = args.timeout or 60 + 0.5 * args.records + 3 * args.good
+    report = Path(tempfile.gettempdir()) / f"storee-poison-{time.strftime('%Y%m%d-%H%M%S')}.json"
     env = {
         **os.environ,
         "POISON_RECORDS": str(args.records),
@@ -46,12 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "POISON_TIMEOUT": str(settle),
         "POISON_TASK_DEADLINE_S": str(args.task_deadline),
         "POISON_QUIET": str(args.quiet),
+        "POISON_REPORT": str(report),
     }
     command = [
         sys.executable, "-m", "pytest", "tests/e2e/test_poison.py", "-q", "-p", "no:cacheprovider",
         f"--timeout={int(settle + 900)}", *args.pytest_args,
     ]  # fmt: skip
-    return subprocess.call(command, cwd=ROOT, env=env)
+    status = subprocess.call(command, cwd=ROOT, env=env)
+    if report.exists():
+        print(f"every finding: {report}")
+    return status
 
 
 if __name__ == "__main__":
