@@ -359,9 +359,10 @@ def story_completions(bootstrap: str, catalog: TopicCatalog, story_ids: set[str]
     try:
         while len(ended) < len(parts) and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.5):
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        ended.add(message.partition())
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        ended.add(message.partition() or 0)
                     continue
                 value = message.value()
                 try:

@@ -999,7 +999,7 @@ class DeadLetters:
                     continue
                 names = self._names(message.key(), message.value())
                 try:
-                    dl = DeadLetter.from_headers(message.headers())
+                    dl = DeadLetter.from_headers(message.headers())  # type: ignore[arg-type]
                 except DeadLetterError as exc:
                     letter = Letter(None, "", "", "", names, problem=str(exc))
                 else:
@@ -1206,9 +1206,10 @@ def batches_by_id(bootstrap: str, topics: Sequence[str], wanted: set[str], timeo
     try:
         while wanted and len(ended) < len(parts) and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.5):
-                if message.error():
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        ended.add((message.topic(), message.partition()))
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        ended.add((message.topic() or "", message.partition() or 0))
                     continue
                 try:
                     event = codec.decode(message.value() or b"")

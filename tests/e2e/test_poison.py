@@ -46,6 +46,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -197,7 +198,7 @@ def outcome(poison_system: Harness, request) -> Outcome:
     letters = DeadLetters(h.bootstrap, h.catalog.dlq, codec)
     try:
         verdicts: list[Verdict] = []
-        last = {"state": None, "since": time.monotonic()}
+        last: dict[str, Any] = {"state": None, "since": time.monotonic()}
 
         def settled() -> bool:
             verdict = judge(h.db, poisons, good, letters)
