@@ -157,6 +157,13 @@ class TopicCatalog:
     def names(self) -> tuple[str, ...]:
         return tuple(topic.name for topic in self.topics)
 
+    def carries(self, name: str, schema_name: str) -> bool:
+        """Whether events of ``schema_name`` belong on the topic ``name`` (False for unknown topics)."""
+        for topic in self.topics:
+            if topic.name == name:
+                return schema_name in topic.events
+        return False
+
     def get(self, name: str) -> TopicSpec:
         """The topic with this full name."""
         for topic in self.topics:

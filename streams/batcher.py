@@ -21,13 +21,11 @@ does not serve get TaskFailed, and their records go to the DLQ.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from schemas.codec import Codec
-from schemas.contract import MAX_SEQUENCE
 from schemas.events import BatchReady, StoryCancelled, TaskRequested
 from schemas.exceptions import CodecError, ContractError
 from schemas.ids import now_ms
@@ -144,8 +142,7 @@ class Batcher:
             self._dead_letter(message, error)
             event = getattr(error, "event", None)
             if isinstance(error, ContractError) and isinstance(event, TaskRequested) and error.task_id:
-                sequence = min(event.sequence, MAX_SEQUENCE)
-                self._fail(dataclasses.replace(event, sequence=sequence, attempt=0), error)
+                self._fail(event, error)  # the failure's sequence and attempt are kept within the contract
         except Exception:  # noqa: BLE001 - never let the report of one failure stop the others
             log.exception("could not dead-letter topic=%s offset=%s", message.topic, message.offset)
 

@@ -41,7 +41,7 @@ from schemas.events import Event, StorySubmitted
 from schemas.exceptions import CodecError, ContractError
 from schemas.topics import TopicCatalog
 from streams.dead_letters import letter_for
-from streams.exceptions import ViewConflict
+from streams.exceptions import UnexpectedEvent, ViewConflict
 from streams.metrics import StreamMetrics
 from streams.settings import VIEW_FLUSH_MAX
 from streams.view import (
@@ -75,7 +75,7 @@ def outage_cause(error: BaseException) -> str | None:
     return None
 
 
-def rejected_story(error: CodecError) -> RejectedStory | None:
+def rejected_story(error: Exception) -> RejectedStory | None:
     """The failed story a contract-breaking StorySubmitted stands for, if it names story and account."""
     event = getattr(error, "event", None)
     if not isinstance(error, ContractError) or not isinstance(event, StorySubmitted) or not error.story_id:
@@ -193,7 +193,10 @@ class Materializer:
             self._events_in.inc()
             try:
                 event: Event = self.codec.read(message.value())  # type: ignore[arg-type]  # None: CodecError
-            except CodecError as exc:
+                if not self.catalog.carries(message.topic() or "", event.schema_name):
+                    # Applied, it would make a story or task nobody else will ever move on.
+                    raise UnexpectedEvent(f"{type(event).__name__} does not belong on {message.topic()}")
+            except (CodecError, UnexpectedEvent) as exc:
                 self._bad_record(message, exc)
                 rejected = rejected_story(exc)
                 if rejected is not None:

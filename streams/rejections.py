@@ -6,6 +6,7 @@ the same event and the job view counts it once.
 
 from __future__ import annotations
 
+from schemas.contract import MAX_ATTEMPT, MAX_SEQUENCE
 from schemas.events import StorySubmitted, TaskFailed, TaskRequested
 from schemas.ids import now_ms, task_id
 from streams.event_ids import derived_event_id
@@ -22,13 +23,15 @@ def failed_task(
     return TaskFailed(
         event_id=derived_event_id("TaskFailed", task, attempt, type(error).__name__),
         event_time=now_ms(),
-        sequence=sequence + 1,
+        # Within the contract even for a task refused for its own out-of-range sequence or attempt, so
+        # the job view takes the failure.
+        sequence=min(max(sequence, 0) + 1, MAX_SEQUENCE),
         story_id=story_id,
         task_id=task,
         consumer_id=consumer_id,
         error_class=kind,
         message=(str(error) or kind)[:MAX_MESSAGE_CHARS],
-        attempt=attempt,
+        attempt=min(max(attempt, 0), MAX_ATTEMPT),
         retriable=False,
     )
 

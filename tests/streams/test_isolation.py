@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from schemas.codec import Codec
+from schemas.contract import check
 from schemas.dlq import ERROR_MESSAGE
 from schemas.events import BatchReady, StorySubmitted, TaskFailed, TaskRequested
 from schemas.topics import TopicCatalog
@@ -167,3 +168,11 @@ def test_a_batch_whose_send_raised_stays_in_the_outbox_and_the_timer_sends_it():
     batcher.tick()
     (batch,) = outlet.events(topic)
     assert [t.task_id for t in batch.tasks] == ["a:0", "b:0"]
+
+
+def test_a_task_refused_for_its_own_sequence_still_gets_a_failure_the_view_accepts():
+    outlet = Outlet()
+    _batcher(outlet).handle(_tasks(_task("huge", sequence=2**63 - 1, attempt=500)))
+    (failed,) = outlet.events(CATALOG.task_events)
+    assert failed.task_id == "huge:0" and "attempt: 500" in failed.message
+    assert check(failed) is failed  # the materializer's contract check takes it

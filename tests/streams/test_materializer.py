@@ -174,3 +174,24 @@ def test_outages_are_waited_out_in_place(make_materializer) -> None:
     stopped = threading.Event()
     stopped.set()
     assert materializer._wait_out(stopped, "flush", step) is False
+
+
+def test_events_on_a_topic_they_do_not_belong_on_are_not_applied(make_materializer, mongo_db) -> None:
+    materializer = make_materializer()
+    catalog = materializer.catalog
+    stray_story = story("s-stray", n_scenes=1)
+    (stray_task,) = split(story("s-stray-task", n_scenes=1), POLICY, now=T0)
+    stray_start = started("s-stray-start", 0, "b-x", T0)
+    materializer.process(
+        [
+            _Record(catalog.task_events, 0, CODEC.encode(stray_story)),  # dead-lettered: task.events is ours
+            _Record(catalog.task_events, 1, CODEC.encode(stray_task)),
+            _Record(catalog.tasks_requested, 0, CODEC.encode(stray_start)),  # skipped: the batcher's
+        ]
+    )
+    stories, tasks = _stored(mongo_db)
+    assert stories == {} and tasks == {}
+    dead = materializer.metrics.registry.get_sample_value(
+        "storee_streams_dlq_total", {"agent": "materializer"}
+    )
+    assert dead == 2
