@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from ops.kafka import admin_client
-from ops.topics import ensure_topics
+from ops.topics import EnsureReport, ensure_topics
 from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
+
+# How long a starting worker waits for the cluster to take its topic check (one broker of three down).
+STARTUP_WAIT_S = 600.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,10 +35,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _ensure_topics_waiting(settings: StreamSettings, budget_s: float = STARTUP_WAIT_S) -> EnsureReport:
+    """Ensure the catalog's topics, waiting out a broker that is down (backoff up to 30 s) rather than
+    exiting for the supervisor to restart us into the same outage; give up after ``budget_s``."""
+    deadline = time.monotonic() + budget_s
+    delay = 1.0
+    while True:
+        try:
+            return ensure_topics(admin_client(settings.bootstrap_servers), settings.catalog)
+        except Exception as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("cannot ensure topics yet (%s); retrying in %.0fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = StreamSettings.from_env()
     if not args.skip_topics:
-        report = ensure_topics(admin_client(settings.bootstrap_servers), settings.catalog)
+        report = _ensure_topics_waiting(settings)
         for drift in report.drift:
             log.warning("topic drift: %s", drift)
         log.info("topics created=%d matched=%d", len(report.created), len(report.matched))
