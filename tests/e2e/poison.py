@@ -9,7 +9,9 @@ together with what the system owes for it:
   ``"derived"``: some DLQ record must name its story (a record derived from it, e.g. the TaskRequested a
   story with an unknown pool was split into, or the BatchReady its tasks were batched into);
 * ``story_fails``: a story that must end ``failed`` in the job view (a StorySubmitted with a well-formed
-  ``story_id`` whose record broke another rule, or that can never run); ``story_ends``: must end at all;
+  ``story_id`` and ``account_id`` whose record broke another rule, or that can never run: a story is
+  shown only to its account, so one without a valid owner ends as its DLQ record alone);
+  ``story_ends``: must end at all;
 * ``tasks_fail``: tasks that must be ``failed`` or ``expired`` in the view (a well-formed
   ``story_id``/``task_id`` on a work topic whose record broke another rule, or whose pool or task type
   cannot run); ``tasks_end``: tasks of legitimate but odd records (orphans, awkward parameters,
@@ -340,7 +342,8 @@ def story_bad(draw: Any, forge: Forge) -> Poison | None:
         label = f"story_id {label}"
     else:
         label, mutate = draw(st.sampled_from(STORY_BAD))
-        event, named = mutate(base), True
+        # A story is shown only to its account: with no valid owner, its DLQ record is all there is.
+        event, named = mutate(base), not label.startswith("account_id")
     value = _encode(forge, event, "story.bad")
     if value is None:
         return None
