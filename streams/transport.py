@@ -4,7 +4,8 @@ The hook: the producer's ``flush``, which Faust awaits before every offset commi
 app's ``flush_hooks``, so records produced outside Faust (:class:`streams.outlet.KafkaOutlet`) are
 acknowledged before the offsets of the inputs behind them are committed.
 
-The fix: seeking back to committed offsets never skips records.
+The fix: seeking back to committed offsets never skips records. (And topics are declared through any
+live broker, so one broker down does not fail a worker's start.)
 
 Faust drops records it already fetched whenever flow stops or the generation changes mid-batch (a
 rebalance, recovery pausing partitions), then relies on "seek to the committed offsets" to read them
@@ -88,6 +89,18 @@ class Producer(faust_aiokafka.Producer):
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
     Producer = Producer
+
+    async def _get_controller_node(self, owner: Any, client: Any, timeout: int = 30000) -> int | None:
+        """A live broker to send CreateTopics to.
+
+        Faust asks the first broker of its metadata for the controller and fails the worker's start if
+        that broker is down (NodeNotReadyError with one broker of three killed). In KRaft every broker
+        forwards CreateTopics to the controller, so any broker that accepts a connection will do.
+        """
+        for broker in client.cluster.brokers():
+            if await client.ready(broker.nodeId):
+                return int(broker.nodeId)
+        return await super()._get_controller_node(owner, client, timeout=timeout)  # type: ignore[no-any-return]
 
 
 class App(faust.App):

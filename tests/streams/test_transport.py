@@ -61,3 +61,22 @@ def test_uncommitted_partitions_are_read_again_from_their_beginning(kafka_bootst
     assert result["fixed"] == {0: 0, 1: 2, 2: 3}
     assert [tp.partition for tp in result["sought"]] == [0]
     assert result["first"] == b"0-0"
+
+
+def test_topics_are_declared_through_a_live_broker(kafka_bootstrap):
+    from aiokafka.client import AIOKafkaClient
+
+    from streams.transport import Transport
+
+    async def scenario() -> tuple[int | None, set[int]]:
+        client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+        await client.bootstrap()
+        try:
+            transport = Transport.__new__(Transport)  # only the method under test, no app behind it
+            node = await transport._get_controller_node(None, client)
+            return node, {broker.nodeId for broker in client.cluster.brokers()}
+        finally:
+            await client.close()
+
+    node, brokers = asyncio.run(scenario())
+    assert node in brokers
