@@ -40,36 +40,16 @@ def params(**overrides: object) -> GenerationParams:
 def make_batch(
     prompts: list[str], *, tier: Tier = Tier.PREMIUM, deadline: int | None = None, **overrides: object
 ) -> BatchReady:
-    story = new_event_id()
-    shared = params(**overrides)
-    tasks = tuple(
-        BatchTask(
-            task_id=task_id(story, index),
-            story_id=story,
-            account_id="acct-test",
-            sequence=1,
-            scene_index=index,
-            prompt=prompt,
-            params=GenerationParams(**{**shared.to_record(), "seed": 1000 + index}),
-            deadline=deadline,
-        )
-        for index, prompt in enumerate(prompts)
-    )
-    return BatchReady(
-        sequence=1,
-        batch_id=batch_id(task.task_id for task in tasks),
-        pool=POOL,
-        tier=tier,
-        task_type=TaskType.TEXT_TO_VIDEO,
-        model="tiny-wan",
-        params=shared,
-        tasks=tasks,
-        deadline=deadline,
-    )
+    """One batch of one new story's scenes."""
+    return mixed_batch({new_event_id(): prompts}, tier=tier, deadline=deadline, **overrides)
 
 
 def mixed_batch(
-    stories: dict[str, list[str]], *, tier: Tier = Tier.PREMIUM, **overrides: object
+    stories: dict[str, list[str]],
+    *,
+    tier: Tier = Tier.PREMIUM,
+    deadline: int | None = None,
+    **overrides: object,
 ) -> BatchReady:
     """One batch holding the scenes of several stories (``{story_id: [prompt, ...]}``), in that order."""
     shared = params(**overrides)
@@ -82,6 +62,7 @@ def mixed_batch(
             scene_index=index,
             prompt=prompt,
             params=GenerationParams(**{**shared.to_record(), "seed": 1000 + index}),
+            deadline=deadline,
         )
         for story, prompts in stories.items()
         for index, prompt in enumerate(prompts)
@@ -95,6 +76,7 @@ def mixed_batch(
         model="tiny-wan",
         params=shared,
         tasks=tasks,
+        deadline=deadline,
     )
 
 
