@@ -31,7 +31,7 @@ from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
 from gateway.state import RATE_LIMITS, GatewayState
 from gateway.submissions import lease_seconds
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Publishing events from the event loop without blocking it.
 
-One :class:`~ops.kafka.DurableProducer` per process (``acks=all``, idempotence), one background thread
+One :class:`~ops.runtime.kafka.DurableProducer` per process (``acks=all``, idempotence), one background thread
 that keeps calling ``poll``, and each delivery report resolved into an asyncio future through
 ``loop.call_soon_threadsafe``. :meth:`EventPublisher.publish` returns only once Kafka acknowledged the
 record, which is what lets the gateway answer 202.
@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
-from ops.kafka import DurableProducer, KafkaUnavailable
+from ops.runtime.kafka import DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
 from schemas.events import Event
 

@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from gateway.auth import authenticate
 from gateway.exceptions import InvalidRequest, NotReady
 from gateway.state import GatewayState
-from ops.storage import LocalStore, StorageError
+from ops.runtime.storage import LocalStore, StorageError
 
 log = logging.getLogger(__name__)
 

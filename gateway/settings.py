@@ -1,8 +1,9 @@
 """The gateway's settings, read once from the environment in its entry point and passed down.
 
-``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` fall back to the local stack when unset. Sizes are bytes,
-durations seconds, rates per minute. A rate of 0 switches that limit off. The pools and what each one
-runs come from ``GPU_POOLS_FILE`` / ``GPU_POOLS``, the configuration the GPU consumers run.
+``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URL`` are required (``storee gateway`` fills them with the local
+stack's addresses when unset). Sizes are bytes, durations seconds, rates per minute. A rate of 0 switches that
+limit off. The pools and what each one runs come from ``GPU_POOLS_FILE`` / ``GPU_POOLS``, the configuration
+the GPU consumers run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from ops.config import PIPELINE_TASK_TYPES, ConnectionSettings, Env, Secret, pool_capabilities
-from ops.exceptions import ConfigError
+from ops.runtime.config import PIPELINE_TASK_TYPES, ConnectionSettings, Env, Secret, pool_capabilities
+from ops.runtime.exceptions import ConfigError
 from schemas.records import TaskType
 from schemas.topics import DEFAULT_POOL, TopicCatalog
 
@@ -67,8 +68,8 @@ class GatewaySettings:
         except Exception as exc:  # CatalogError names the bad pool; say which variable held it
             raise ConfigError(f"GPU_POOLS: {exc}") from exc
         return cls(
-            kafka_bootstrap_servers=connection.kafka_bootstrap_servers or _local_bootstrap_servers(),
-            mongodb_url=connection.mongodb_url or Secret(_local_mongodb_url()),
+            kafka_bootstrap_servers=connection.kafka(),
+            mongodb_url=connection.mongodb(),
             mongodb_database=connection.mongodb_database,
             topic_prefix=connection.topic_prefix,
             pool_capabilities=capabilities,
@@ -109,15 +110,3 @@ class GatewaySettings:
     @property
     def catalog(self) -> TopicCatalog:
         return TopicCatalog.build(prefix=self.topic_prefix, pools=self.pools)
-
-
-def _local_bootstrap_servers() -> str:
-    from ops.stack import local_bootstrap_servers  # only when no broker is named: it reads the stack's state
-
-    return local_bootstrap_servers()
-
-
-def _local_mongodb_url() -> str:
-    from ops.stack import local_mongodb_url
-
-    return local_mongodb_url()

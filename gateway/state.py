@@ -12,7 +12,7 @@ from gateway.limits import SharedLimits
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.topics import TopicCatalog
 
 RATE_LIMITS = "rate_limits"

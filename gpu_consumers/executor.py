@@ -51,7 +51,7 @@ from gpu_consumers.progress import ProgressThrottle
 from gpu_consumers.publisher import ResultPublisher
 from gpu_consumers.triage import Rerender, Triage, never_rerender
 from gpu_consumers.work import PendingBatch, RejectedRecord
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.ids import now_ms
 from schemas.records import BatchTask
 

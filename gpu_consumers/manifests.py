@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from gpu_consumers.admission import safe_component
 from gpu_consumers.pipelines.batch import RenderedMedia
-from ops.storage import LocalStore, StorageError
+from ops.runtime.storage import LocalStore, StorageError
 from schemas.records import BatchTask, OutputArtifact
 
 log = logging.getLogger(__name__)

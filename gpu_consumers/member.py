@@ -28,8 +28,8 @@ from gpu_consumers.publisher import ResultPublisher
 from gpu_consumers.scheduler import TierScheduler
 from gpu_consumers.settings import GpuConsumerSettings
 from gpu_consumers.work import WorkBuffer
-from ops.kafka import DurableProducer, make_consumer
-from ops.storage import LocalStore
+from ops.runtime.kafka import DurableProducer, make_consumer
+from ops.runtime.storage import LocalStore
 from schemas.codec import Codec
 from schemas.records import Tier
 from schemas.topics import TopicCatalog

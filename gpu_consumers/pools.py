@@ -19,13 +19,13 @@ from types import MappingProxyType
 from typing import Any
 
 from gpu_consumers.exceptions import PoolConfigError
-from ops.config import DEFAULT_PIPELINE, PIPELINE_TASK_TYPES
+from ops.runtime.config import DEFAULT_PIPELINE, PIPELINE_TASK_TYPES
 from schemas.records import TaskType
 
 DEFAULT_POOL = "default"
 TINY_MODEL_DIR = "tiny-wan"
 # Task types (see schemas.records.TaskType) plus the benchmark-only simulated backend: the kinds the
-# gateway reads too (ops.config.PIPELINE_TASK_TYPES), so it accepts only work some pool declares.
+# gateway reads too (ops.runtime.config.PIPELINE_TASK_TYPES), so it accepts only work some pool declares.
 PIPELINE_KINDS = tuple(PIPELINE_TASK_TYPES)
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICE_POLICIES = ("auto", "cpu", "cuda")

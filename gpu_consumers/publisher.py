@@ -28,7 +28,7 @@ from gpu_consumers.delivery import Verdict, verdict
 from gpu_consumers.exceptions import BatchHandedBack, KafkaClientBroken, ResultRefused
 from gpu_consumers.failures import RetryPolicy
 from gpu_consumers.metrics import ConsumerMetrics
-from ops.kafka import DurableProducer, Headers, KafkaUnavailable
+from ops.runtime.kafka import DurableProducer, Headers, KafkaUnavailable
 from schemas.codec import Codec
 from schemas.contract import check
 from schemas.dlq import DeadLetterRecord

@@ -1,6 +1,6 @@
 """The GPU consumer's settings, read once from the environment in the entry point and passed down.
 
-Variables (defaults in brackets): ``KAFKA_BOOTSTRAP_SERVERS`` [the local stack], ``TOPIC_PREFIX``
+Variables (defaults in brackets): ``KAFKA_BOOTSTRAP_SERVERS`` [required], ``TOPIC_PREFIX``
 [storee.], ``GPU_POOLS_FILE`` / ``GPU_POOLS`` [only the built-in ``default`` pool], ``OUTPUT_DIR``
 [$STOREE_HOME/outputs], ``STOREE_MODEL_CACHE`` [$STOREE_HOME/models], ``TIER_WEIGHT_PREMIUM`` [3],
 ``TIER_WEIGHT_FREE`` [1], ``KAFKA_SESSION_TIMEOUT_MS`` [45000], ``KAFKA_MAX_POLL_INTERVAL_MS``
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from gpu_consumers.exceptions import PoolConfigError
 from gpu_consumers.pools import PoolConfig, load_pools
-from ops.config import ConnectionSettings, Env
-from ops.exceptions import ConfigError
+from ops.runtime.config import ConnectionSettings, Env
+from ops.runtime.exceptions import ConfigError
 from schemas.records import Tier
 
 
@@ -89,11 +89,7 @@ class GpuConsumerSettings:
                 f"KAFKA_MAX_POLL_INTERVAL_MS ({poll_ms}) must be at least "
                 f"KAFKA_SESSION_TIMEOUT_MS ({session_ms})"
             )
-        bootstrap = connection.kafka_bootstrap_servers
-        if bootstrap is None:
-            from ops.stack import local_bootstrap_servers
-
-            bootstrap = local_bootstrap_servers()
+        bootstrap = connection.kafka()
         metrics_port = env.int("METRICS_PORT", 0, minimum=0, maximum=65535)
         ready = env.optional("READY_FILE")
         return cls(

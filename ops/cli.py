@@ -1,66 +1,61 @@
 """The ``storee`` command line.
 
-Each command group lives in its own module and registers itself with :func:`register`-style hooks,
-so this file only wires them together. Errors Storee raises on purpose are printed as one clear line
-(exit status 1), never as a traceback.
+Each command group lives in its own module and exposes ``register(subparsers)``, so this file only wires
+them together. Before a command runs, the servers it will talk to are settled once: when
+``KAFKA_BOOTSTRAP_SERVERS`` or ``MONGODB_URL`` is unset, it is set to the local stack's address, so
+the services (which never import the stack) and the children they start all see the same servers.
+Commands that manage the local stack themselves (``stack``, ``up``, ``demo``) are left to do so.
+Errors Storee raises on purpose are printed as one clear line (exit status 1), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
-from ops.exceptions import StoreeError
+from gateway import commands as gateway_commands
+from gpu_consumers import commands as gpu_commands
+from ops import client_commands, schema_history, topics, up
+from ops.runtime.entry import command_parser, configure_logging, dispatch
+from ops.stack import commands as stack_commands
+from ops.stack import local_bootstrap_servers, local_mongodb_url
+from streams import commands as streams_commands
 
-# Modules that add subcommands: each exposes ``register(subparsers)``. A module that a later issue
-# has not written yet is simply absent from this list.
-COMMAND_MODULES: tuple[str, ...] = (
-    "ops.stack.commands",
-    "ops.topics",
-    "ops.schema_history",
-    "ops.up",
-    "ops.client_commands",
-    "gateway.commands",
-    "streams.commands",
-    "gpu_consumers.commands",
+REGISTERS = (
+    stack_commands.register,
+    topics.register,
+    schema_history.register,
+    up.register,
+    client_commands.register,
+    gateway_commands.register,
+    streams_commands.register,
+    gpu_commands.register,
 )
+# These start, stop or read the local stack themselves: an address filled in for them would make the
+# stack take its own servers for external ones.
+MANAGE_THE_STACK = frozenset({"stack", "up", "demo"})
+
+
+def resolve_servers(environ: MutableMapping[str, str]) -> None:
+    """Fill unset ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URL`` with the local stack's addresses."""
+    if not environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        environ["KAFKA_BOOTSTRAP_SERVERS"] = local_bootstrap_servers()
+    if not environ.get("MONGODB_URL", "").strip():
+        environ["MONGODB_URL"] = local_mongodb_url()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="storee", description="Storee: Kafka-native AI video generation.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside the module must not be hidden
-                raise
-            continue  # a command group that has not been written yet
-        module.register(subparsers)
-    return parser
+    return command_parser("storee", REGISTERS, "Storee: Kafka-native AI video generation.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:  # one line per HTTP request drowns the demo's progress bars
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    try:
-        return int(args.handler(args) or 0)
-    except StoreeError as exc:
-        print(f"storee: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    args = build_parser().parse_args(argv)
+    configure_logging(verbose=args.verbose)
+    if args.command not in MANAGE_THE_STACK:
+        resolve_servers(os.environ)
+    return dispatch("storee", args)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from ops.config import Env, Secret
-from ops.exceptions import ConfigError, StoreeError
+from ops.runtime.config import Env, Secret
+from ops.runtime.exceptions import ConfigError, StoreeError
 
 
 class ApiError(StoreeError):

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from ops.config import ConnectionSettings, Env
-from ops.exceptions import StackError
-from ops.kafka import admin_client
+from ops.runtime.config import ConnectionSettings, Env
+from ops.runtime.kafka import admin_client
+from ops.runtime.provisioning import ensure_topics
 from ops.stack import LocalStack, StackSettings
+from ops.stack.exceptions import StackError
 from ops.supervisor import ChildEvent, ChildSpec, Supervisor
-from ops.topics import TopicSettings, ensure_topics
+from ops.topics import TopicSettings
 from schemas.topics import TopicCatalog
 
 log = logging.getLogger(__name__)

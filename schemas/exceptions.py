@@ -1,7 +1,7 @@
 """Errors of the contract package, and the one base class every Storee error derives from.
 
 ``StoreeError`` lives here because ``schemas`` is the bottom layer that every other package imports;
-``ops.exceptions`` re-exports it.
+``ops.runtime.exceptions`` re-exports it.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import mode
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from streams.batcher import Batcher
 from streams.batching import BatchPolicy

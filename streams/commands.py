@@ -12,8 +12,9 @@ import argparse
 import logging
 import time
 
-from ops.kafka import admin_client
-from ops.topics import EnsureReport, ensure_topics
+from ops.runtime.kafka import admin_client
+from ops.runtime.provisioning import ensure_topics
+from ops.runtime.topic_plan import EnsureReport
 from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)

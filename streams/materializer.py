@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pymongo.errors import ConnectionFailure
 
-from ops.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
+from ops.runtime.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
 from schemas.contract import MAX_TIME_MS
 from schemas.events import Event, StorySubmitted

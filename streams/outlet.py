@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from ops.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
+from ops.runtime.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 
 log = logging.getLogger(__name__)
 

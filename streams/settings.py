@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.config import ConnectionSettings, Env, pool_names
+from ops.runtime.config import ConnectionSettings, Env, pool_names
 from schemas.topics import TopicCatalog
 
 # Records per view flush at most. Each flush writes every document it touches once, so under a backlog
@@ -65,8 +65,8 @@ class StreamSettings:
         env = env or Env()
         connection = ConnectionSettings.from_env(env)
         pools = pool_names(env)  # GPU_POOLS / GPU_POOLS_FILE, as the gateway and GPU consumers read them
-        bootstrap = connection.kafka_bootstrap_servers or _local("kafka")
-        mongodb_url = str(connection.mongodb_url) if connection.mongodb_url else _local("mongodb")
+        bootstrap = connection.kafka()
+        mongodb_url = str(connection.mongodb())
         app_id = env.str("STREAMS_APP_ID", f"{connection.topic_prefix}streams")
         timeout = env.float("BATCH_TIMEOUT", 5.0, minimum=0.01)
         return cls(
@@ -105,10 +105,3 @@ class StreamSettings:
 
 def _home(env: Env) -> Path:
     return Path(env.str("STOREE_HOME", str(Path.home() / ".storee"))).expanduser()
-
-
-def _local(what: str) -> str:
-    # Only when no server is named: ops.stack reads the local stack's state.
-    from ops.stack import local_bootstrap_servers, local_mongodb_url
-
-    return local_bootstrap_servers() if what == "kafka" else local_mongodb_url()

@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ops.kafka import DurableProducer, KafkaUnavailable
+from ops.runtime.kafka import DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
 from schemas.contract import MAX_SEQUENCE
 from schemas.events import TaskExpired

@@ -17,10 +17,10 @@ from confluent_kafka.admin import NewTopic
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from ops.config import Env
-from ops.kafka import admin_client
+from ops.runtime.config import Env
+from ops.runtime.kafka import admin_client
+from ops.runtime.provisioning import ensure_topics
 from ops.stack import LocalStack, StackSettings
-from ops.topics import ensure_topics
 from schemas.topics import TopicCatalog
 
 

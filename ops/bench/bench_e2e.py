@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 from pymongo import MongoClient
 
-from ops.config import Env
 from ops.demo.run import create_accounts
-from ops.kafka import make_consumer
+from ops.runtime.config import Env
+from ops.runtime.kafka import make_consumer
 from ops.stack import StackSettings
 from ops.system import System, SystemSettings, isolated_environment
 from schemas.codec import Codec

@@ -34,8 +34,8 @@ from confluent_kafka import TopicPartition
 from pymongo import AsyncMongoClient, MongoClient
 
 from gateway.accounts import AccountStore
-from ops.kafka import admin_client, make_consumer
-from ops.topics import ensure_topics
+from ops.runtime.kafka import admin_client, make_consumer
+from ops.runtime.provisioning import ensure_topics
 from schemas.records import Tier
 from schemas.topics import TopicCatalog
 

@@ -42,9 +42,9 @@ from gpu_consumers.member import build_member
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.pipelines import load_runner
 from gpu_consumers.settings import GpuConsumerSettings
-from ops.config import Env
-from ops.kafka import DurableProducer, admin_client
-from ops.topics import ensure_topics
+from ops.runtime.config import Env
+from ops.runtime.kafka import DurableProducer, admin_client
+from ops.runtime.provisioning import ensure_topics
 from schemas.codec import Codec
 from schemas.events import BatchReady
 from schemas.ids import batch_id, new_event_id, task_id

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from ops.stack import local_bootstrap_servers, local_mongodb_url
 from schemas.codec import Codec
 from schemas.events import BatchReady, Event, StorySubmitted, TaskRequested

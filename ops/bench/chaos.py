@@ -56,9 +56,9 @@ from confluent_kafka import KafkaError, TopicPartition
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from ops.config import Env
 from ops.demo.run import create_accounts
-from ops.kafka import make_consumer
+from ops.runtime.config import Env
+from ops.runtime.kafka import make_consumer
 from ops.stack import LocalStack, StackSettings
 from ops.stack.process import port_in_use
 from ops.supervisor import ChildEvent

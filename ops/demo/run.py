@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ops.client import POLL_INTERVAL_S, send_politely
-from ops.exceptions import StoreeError
+from ops.runtime.exceptions import StoreeError
 from ops.system import System
 from schemas.records import Tier
 from schemas.view import TERMINAL_STORY_STATUSES

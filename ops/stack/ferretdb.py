@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ops.exceptions import StackError
+from ops.stack.exceptions import StackError
 from ops.stack.ferretdb_patches import apply_patches, patch_tag
 from ops.stack.process import ManagedProcess, port_in_use, require_tool, wait_until
 

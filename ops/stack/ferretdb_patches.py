@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.exceptions import StackError
+from ops.stack.exceptions import StackError
 
 
 @dataclass(frozen=True, slots=True)

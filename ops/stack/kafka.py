@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.exceptions import StackError
+from ops.stack.exceptions import StackError
 from ops.stack.process import ManagedProcess, port_in_use, require_tool, wait_until
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.exceptions import StackError
+from ops.stack.exceptions import StackError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops.config import Env
+from ops.runtime.config import Env
 
 
 @dataclass(frozen=True)

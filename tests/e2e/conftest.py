@@ -17,8 +17,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from ops.config import Env
 from ops.demo.run import create_accounts
+from ops.runtime.config import Env
 from ops.stack import StackSettings
 from ops.system import System, SystemSettings, isolated_environment
 from schemas.topics import TopicCatalog

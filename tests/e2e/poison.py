@@ -980,7 +980,7 @@ class DeadLetters:
     def __init__(self, bootstrap: str, topic: str, codec: Codec) -> None:
         from confluent_kafka import TopicPartition
 
-        from ops.kafka import make_consumer
+        from ops.runtime.kafka import make_consumer
 
         self.codec = codec
         self.consumer = make_consumer(bootstrap, f"poison-dlq-{new_event_id()}")
@@ -1193,7 +1193,7 @@ def batches_by_id(bootstrap: str, topics: Sequence[str], wanted: set[str], timeo
     """The task ids of the BatchReady records with the ``wanted`` batch ids on ``topics``."""
     from confluent_kafka import KafkaError, TopicPartition
 
-    from ops.kafka import make_consumer
+    from ops.runtime.kafka import make_consumer
 
     codec = Codec()
     consumer = make_consumer(bootstrap, f"poison-batches-{new_event_id()}", **{"enable.partition.eof": True})

@@ -11,7 +11,7 @@ from collections import Counter
 import imageio.v2 as imageio
 import pytest
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from schemas.events import BatchReady, StoryCompleted, StorySubmitted
 from schemas.ids import new_event_id, now_ms

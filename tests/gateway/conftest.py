@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 from gateway.accounts import NewAccount
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from ops.config import Secret
-from ops.kafka import make_consumer, raise_for_error
+from ops.runtime.config import Secret
+from ops.runtime.kafka import make_consumer, raise_for_error
 from schemas.codec import Codec
 from schemas.events import Event
 from schemas.records import Tier
@@ -29,8 +29,14 @@ CODEC = Codec()
 @pytest.fixture
 def catalog(provision_catalog, topic_prefix: str) -> TopicCatalog:
     """The catalog's topics under this test's prefix (small partition counts: tests need no parallelism)."""
-    names = ("stories.submitted", "tasks.requested", "task.events", "dlq", "batches.default.premium",
-             "batches.default.free")
+    names = (
+        "stories.submitted",
+        "tasks.requested",
+        "task.events",
+        "dlq",
+        "batches.default.premium",
+        "batches.default.free",
+    )
     return provision_catalog(TopicCatalog.build(prefix=topic_prefix, partitions=dict.fromkeys(names, 1)))
 
 

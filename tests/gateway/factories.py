@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 
 
 def story_doc(story_id: str, account_id: str, **fields: Any) -> dict[str, Any]:

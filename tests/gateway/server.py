@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 import httpx
 
 from gateway.settings import DEFAULT_CAPABILITIES, GatewaySettings
-from ops.config import PIPELINE_TASK_TYPES
+from ops.runtime.config import PIPELINE_TASK_TYPES
 
 
 def free_port() -> int:

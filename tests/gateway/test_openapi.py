@@ -14,7 +14,7 @@ from gateway.exceptions import InvalidRequest
 from gateway.openapi import openapi_document
 from gateway.settings import GatewaySettings
 from gateway.validation import parse_job, parse_story
-from ops.config import Secret
+from ops.runtime.config import Secret
 from schemas.records import TaskType
 
 BASE = GatewaySettings(

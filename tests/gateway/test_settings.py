@@ -11,8 +11,8 @@ import pytest
 from gateway import commands
 from gateway.accounts import hash_key
 from gateway.settings import GatewaySettings
-from ops.config import Env
-from ops.exceptions import ConfigError
+from ops.runtime.config import Env
+from ops.runtime.exceptions import ConfigError
 from schemas.records import TaskType
 from schemas.view import ACCOUNTS, API_KEYS
 

@@ -12,7 +12,7 @@ from gateway.exceptions import InvalidRequest, MalformedRequest
 from gateway.settings import GatewaySettings
 from gateway.validation import parse_job, parse_json, parse_story
 from gateway.webhooks import check_webhook_url
-from ops.config import Secret
+from ops.runtime.config import Secret
 from schemas.records import TaskType
 
 SETTINGS = GatewaySettings(

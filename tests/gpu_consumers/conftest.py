@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from ops.kafka import admin_client
+from ops.runtime.kafka import admin_client
 from schemas.topics import TopicCatalog
 from tests.gpu_consumers.helpers import POOL, ConsumerProcesses
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from schemas.events import BatchReady, Event
 from schemas.ids import batch_id, new_event_id, task_id

@@ -21,8 +21,8 @@ from gpu_consumers.member import build_member
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.pipelines.batch import BatchRequest, RenderedMedia, StepCallback
 from gpu_consumers.settings import GpuConsumerSettings
-from ops.config import Env
-from ops.kafka import DurableProducer
+from ops.runtime.config import Env
+from ops.runtime.kafka import DurableProducer
 from schemas.codec import Codec
 from schemas.events import StoryCancelled
 from schemas.records import TaskType

@@ -7,7 +7,7 @@ from confluent_kafka import Producer
 
 from gpu_consumers.cancellations import CancellationWatcher, CancelledStories
 from gpu_consumers.metrics import ConsumerMetrics
-from ops.kafka import make_consumer
+from ops.runtime.kafka import make_consumer
 from schemas.codec import Codec
 from schemas.events import StoryCancelled, TaskStarted
 from schemas.ids import now_ms

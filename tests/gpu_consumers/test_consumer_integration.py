@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.events import TaskCompleted, TaskProgress, TaskStarted
 from schemas.topics import TopicCatalog
 from tests.gpu_consumers.helpers import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.events import TaskCompleted
 from schemas.topics import TopicCatalog
 from tests.gpu_consumers.helpers import EventReader, make_batch, publish

@@ -17,7 +17,7 @@ from gpu_consumers.manifests import OutputStore
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.pipelines.batch import BatchRequest, RenderedMedia, StepCallback
 from gpu_consumers.work import PendingBatch
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.codec import Codec
 from schemas.dlq import DeadLetter
 from schemas.events import (

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message
 
-from ops.kafka import DurableProducer
+from ops.runtime.kafka import DurableProducer
 from schemas.codec import Codec
 from schemas.dlq import DeadLetter
 from schemas.events import TaskCompleted, TaskFailed

@@ -12,7 +12,7 @@ import pytest
 from gpu_consumers.exceptions import InvalidTask
 from gpu_consumers.manifests import Manifest, OutputStore
 from gpu_consumers.pipelines.batch import RenderedMedia
-from ops.storage import LocalStore
+from ops.runtime.storage import LocalStore
 from schemas.records import BatchTask
 from tests.gpu_consumers.helpers import make_batch
 

@@ -15,7 +15,7 @@ from gpu_consumers.exceptions import BatchHandedBack, KafkaClientBroken, ResultR
 from gpu_consumers.failures import RetryPolicy
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.publisher import ResultPublisher
-from ops.kafka import DurableProducer
+from ops.runtime.kafka import DurableProducer
 from schemas.codec import Codec
 from schemas.events import TaskProgress, TaskStarted
 from schemas.exceptions import ContractError

@@ -7,8 +7,8 @@ import pytest
 
 from gpu_consumers.pools import DEFAULT_POOL, resolve_devices
 from gpu_consumers.settings import GpuConsumerSettings
-from ops.config import Env, pool_capabilities
-from ops.exceptions import ConfigError
+from ops.runtime.config import Env, pool_capabilities
+from ops.runtime.exceptions import ConfigError
 from schemas.records import TaskType, Tier
 
 BASE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "STOREE_HOME": "/srv/storee"}

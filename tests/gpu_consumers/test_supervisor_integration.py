@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from gpu_consumers.pipelines.simulated import SIMULATED_MEDIA_TYPE
-from ops.kafka import DurableProducer
+from ops.runtime.kafka import DurableProducer
 from schemas.dlq import DeadLetter
 from schemas.events import TaskCompleted
 from schemas.records import Tier

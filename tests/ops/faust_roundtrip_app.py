@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import faust
 
-from ops.config import Env
+from ops.runtime.config import Env
 
 _env = Env()
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from ops.client import ApiError, ClientSettings, _raise_for_error, send_politely, story_body_from
-from ops.config import Env
-from ops.exceptions import ConfigError
+from ops.runtime.config import Env
+from ops.runtime.exceptions import ConfigError
 
 
 def test_body_from_sample_json_file(tmp_path):

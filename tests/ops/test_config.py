@@ -6,14 +6,26 @@ import json
 
 import pytest
 
-from ops.config import PIPELINE_TASK_TYPES, ConnectionSettings, Env, Secret, pool_capabilities, pool_names
-from ops.exceptions import ConfigError
+from ops.runtime.config import (
+    PIPELINE_TASK_TYPES,
+    ConnectionSettings,
+    Env,
+    Secret,
+    pool_capabilities,
+    pool_names,
+)
+from ops.runtime.exceptions import ConfigError
 from schemas.records import TaskType
 
 
 def test_typed_values_and_errors_name_the_variable():
     env = Env({"N": "5", "F": "0.5", "B": "yes", "S": "  text  ", "BAD": "x"})
-    assert (env.int("N", 1), env.float("F", 1.0), env.bool("B", False), env.str("S")) == (5, 0.5, True, "text")
+    assert (env.int("N", 1), env.float("F", 1.0), env.bool("B", False), env.str("S")) == (
+        5,
+        0.5,
+        True,
+        "text",
+    )
     assert env.int("MISSING", 7) == 7
     with pytest.raises(ConfigError, match="BAD must be an integer, got 'x'"):
         env.int("BAD", 1)

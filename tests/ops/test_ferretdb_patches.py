@@ -6,7 +6,7 @@ import pytest
 from pymongo import MongoClient, UpdateOne
 from pymongo.database import Database
 
-from ops.exceptions import StackError
+from ops.stack.exceptions import StackError
 from ops.stack.ferretdb_patches import PATCHES, apply_patches, patch_tag
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from ops.kafka import DurableProducer
+from ops.runtime.kafka import DurableProducer
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.kafka import DurableProducer, make_consumer, raise_for_error
+from ops.runtime.kafka import DurableProducer, make_consumer, raise_for_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

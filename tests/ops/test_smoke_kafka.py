@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from ops.kafka import DurableProducer, make_consumer, raise_for_error
+from ops.runtime.kafka import DurableProducer, make_consumer, raise_for_error
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from ops.config import Env
-from ops.exceptions import ConfigError, StackError
-from ops.kafka import DurableProducer, admin_client
+from ops.runtime.config import Env
+from ops.runtime.exceptions import ConfigError
+from ops.runtime.kafka import DurableProducer, admin_client
 from ops.stack import LocalStack, StackSettings
+from ops.stack.exceptions import StackError
 from ops.stack.process import _state, port_in_use, require_tool
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ops.storage import LocalStore, StorageError
+from ops.runtime.storage import LocalStore, StorageError
 
 
 def test_put_and_read_back(tmp_path):

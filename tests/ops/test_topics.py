@@ -11,10 +11,19 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from ops import topics
 from ops.cli import main
-from ops.config import Env
-from ops.kafka import admin_client
-from ops.topic_plan import EXIT_DRIFT, FIX_CONFIG, FIX_PARTITIONS, Drift, EnsureReport, ExistingTopic, plan
-from ops.topics import TopicSettings, describe_topics, ensure_topics
+from ops.runtime.config import Env
+from ops.runtime.kafka import admin_client
+from ops.runtime.provisioning import describe_topics, ensure_topics
+from ops.runtime.topic_plan import (
+    EXIT_DRIFT,
+    FIX_CONFIG,
+    FIX_PARTITIONS,
+    Drift,
+    EnsureReport,
+    ExistingTopic,
+    plan,
+)
+from ops.topics import TopicSettings
 from schemas.topics import TopicCatalog, TopicSpec
 
 
@@ -75,7 +84,9 @@ def test_exit_code_is_two_while_drift_remains() -> None:
 def test_topic_settings_from_env() -> None:
     settings = TopicSettings.from_env(Env({"GPU_POOLS": "wan, audio", "TOPIC_REPLICATION_FACTOR": "3"}))
     # "default" always exists: the GPU consumers run it unless configured otherwise.
-    assert settings == TopicSettings(pools=("default", "wan", "audio"), replication_factor=3, min_insync_replicas=2)
+    assert settings == TopicSettings(
+        pools=("default", "wan", "audio"), replication_factor=3, min_insync_replicas=2
+    )
     assert TopicSettings.from_env(Env({})).pools == ("default",)
 
 

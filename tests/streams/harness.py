@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from ops.kafka import DurableProducer, admin_client, make_consumer, raise_for_error
-from ops.topics import ensure_topics
+from ops.runtime.kafka import DurableProducer, admin_client, make_consumer, raise_for_error
+from ops.runtime.provisioning import ensure_topics
 from schemas.codec import Codec
 from schemas.events import BatchReady
 from schemas.ids import now_ms

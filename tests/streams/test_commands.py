@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.config import Env
-from ops.topics import EnsureReport
+from ops.runtime.config import Env
+from ops.runtime.topic_plan import EnsureReport
 from streams import commands
 from streams.settings import StreamSettings
 

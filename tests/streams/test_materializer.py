@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.topics import TopicCatalog
 from schemas.view import STORIES, TASKS
 from streams.batching import make_batch

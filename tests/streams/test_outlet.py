@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from confluent_kafka import Message
 
-from ops.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
+from ops.runtime.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 from streams.outlet import KafkaOutlet
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.dlq import DeadLetter
 from schemas.events import BatchReady, Event, StoryCompleted
 from schemas.ids import now_ms

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.config import Env
-from ops.exceptions import ConfigError
+from ops.runtime.config import Env
+from ops.runtime.exceptions import ConfigError
 from streams.settings import StreamSettings
 
 SERVERS = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "MONGODB_URL": "mongodb://127.0.0.1:2/"}

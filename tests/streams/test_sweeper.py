@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from ops.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.events import TaskExpired
 from schemas.topics import TopicCatalog
 from schemas.view import STORIES, TASKS

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from ops.kafka import DurableProducer
+from ops.runtime.kafka import DurableProducer
 from streams.transport import seek_uncommitted_to_beginning
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from ops.exceptions import ConfigError
+from ops.runtime.exceptions import ConfigError
 from schemas.records import TaskType
 
 T = TypeVar("T")
@@ -123,8 +123,10 @@ def _check_range(name: str, number: float, minimum: float | None, maximum: float
 class ConnectionSettings:
     """Where the shared infrastructure is: what every service needs to reach Kafka and MongoDB.
 
-    ``kafka_bootstrap_servers`` and ``mongodb_url`` are ``None`` when the variables are unset, which
-    means "use the local stack" (see :mod:`ops.stack`).
+    ``kafka_bootstrap_servers`` and ``mongodb_url`` are ``None`` when the variables are unset. A service
+    asks for them with :meth:`kafka` and :meth:`mongodb`, which name the variable when it is missing:
+    services never look for a local stack themselves. The ``storee`` command fills both variables with
+    the local stack's addresses before it runs a service, when they are unset.
     """
 
     kafka_bootstrap_servers: str | None
@@ -145,6 +147,21 @@ class ConnectionSettings:
             topic_prefix=prefix,
             mongodb_database=env.str("MONGODB_DATABASE", "storee"),
         )
+
+    def kafka(self) -> builtins.str:
+        """The bootstrap servers; :class:`ConfigError` naming ``KAFKA_BOOTSTRAP_SERVERS`` when unset."""
+        if self.kafka_bootstrap_servers is None:
+            raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS is not set{_UNSET_HINT}")
+        return self.kafka_bootstrap_servers
+
+    def mongodb(self) -> Secret:
+        """The MongoDB URL; :class:`ConfigError` naming ``MONGODB_URL`` when unset."""
+        if self.mongodb_url is None:
+            raise ConfigError(f"MONGODB_URL is not set{_UNSET_HINT}")
+        return self.mongodb_url
+
+
+_UNSET_HINT = " (the storee command sets it to the local stack's address; set it to run a service alone)"
 
 
 # What each pool pipeline kind runs (GPU_POOLS' "pipeline"): the gateway accepts work from it and the

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
-from ops.exceptions import StoreeError
+from ops.runtime.exceptions import StoreeError
 
 
 class StorageError(StoreeError):

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from ops.exceptions import StoreeError
+from ops.runtime.exceptions import StoreeError
 
 log = logging.getLogger(__name__)
 
