@@ -1,9 +1,8 @@
 """Publishing events from the event loop without blocking it.
 
-One :class:`~ops.runtime.kafka.DurableProducer` per process (``acks=all``, idempotence), one background thread
-that keeps calling ``poll``, and each delivery report resolved into an asyncio future through
-``loop.call_soon_threadsafe``. :meth:`EventPublisher.publish` returns only once Kafka acknowledged the
-record, which is what lets the gateway answer 202.
+An :class:`~ops.runtime.async_producer.AsyncProducer` (one durable producer per process, its delivery
+reports settling one future per record): :meth:`EventPublisher.publish` returns only once Kafka
+acknowledged the record, which is what lets the gateway answer 202.
 
 librdkafka's ``message.timeout.ms`` is set to the publish timeout, so a record that cannot be delivered
 is reported failed *before* the caller stops waiting: the gateway then says 503 about a record that
@@ -14,20 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Message
 
-from ops.runtime.kafka import DurableProducer, KafkaUnavailable
+from ops.runtime.async_producer import AsyncProducer
+from ops.runtime.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
 from schemas.events import Event
 
 log = logging.getLogger(__name__)
 
 _REPORT_MARGIN_S = 2.0
-_POLL_S = 0.05
 
 
 class PublishFailed(Exception):
@@ -44,38 +41,25 @@ class EventPublisher:
             bootstrap_servers,
             **{"message.timeout.ms": int(timeout_s * 1000), "client.id": "storee-gateway"},  # type: ignore[arg-type]
         )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._sender = AsyncProducer(self.producer)
 
     def start(self) -> None:
-        self.producer.client  # noqa: B018 - create the client now, not on the first request
-        self._thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
-        self._thread.start()
-
-    def _poll_loop(self) -> None:
-        client = self.producer.client
-        while not self._stop.is_set():
-            client.poll(_POLL_S)
+        self._sender.start()
 
     async def publish(self, topic: str, key: str, event: Event) -> Message:
         """Produce ``event`` and wait until Kafka acknowledged it; raise :class:`PublishFailed` if not."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Message] = loop.create_future()
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            # Runs on the poll thread (or inside produce's poll(0)); futures belong to the loop.
-            loop.call_soon_threadsafe(_settle, future, error, message)
-
         value = self.codec.encode(event)
         started = time.perf_counter()
         try:
-            self.producer.produce(topic, value, key=key, on_delivery=on_delivery)
+            future = self._sender.send(topic, value, key=key)
         except (KafkaUnavailable, BufferError) as exc:
             raise PublishFailed(f"{topic}: local queue full: {exc}") from exc
         try:
             message = await asyncio.wait_for(future, self.timeout_s + _REPORT_MARGIN_S)
         except TimeoutError:
             raise PublishFailed(f"{topic}: no delivery report within {self.timeout_s:.1f}s") from None
+        except DeliveryFailed as exc:
+            raise PublishFailed(str(exc)) from None
         log.debug(
             "published topic=%s partition=%s offset=%s key=%s ms=%.1f",
             message.topic(),
@@ -95,20 +79,4 @@ class EventPublisher:
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.producer.close(timeout_s)
-
-
-def _settle(future: asyncio.Future[Message], error: KafkaError | None, message: Message) -> None:
-    if future.done():  # the caller gave up waiting
-        return
-    if error is not None:
-        future.set_exception(PublishFailed(f"{message.topic()}: {error.str()}"))
-    else:
-        future.set_result(message)
-
-
-def describe(message: Message) -> dict[str, Any]:
-    return {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()}
+        self._sender.close(timeout_s)

@@ -19,8 +19,7 @@ import threading
 from collections.abc import MutableMapping, Sequence
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Message
-
+from ops.runtime.async_producer import AsyncProducer
 from ops.runtime.kafka import DeliveryFailed, DurableProducer, KafkaUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,8 +47,9 @@ class StateTable(Protocol):
 class KafkaOutlet:
     """An :class:`Outlet` over a durable confluent-kafka producer, for code running on an event loop.
 
-    Delivery reports are served by a thread of its own and settle each record's future on the loop
-    that sent it. Start with :meth:`start`, stop with :meth:`close`.
+    An :class:`~ops.runtime.async_producer.AsyncProducer` settles each record's future on the loop that
+    sent it and tells this outlet of every refusal, which :meth:`flush` then raises. Start with
+    :meth:`start`, stop with :meth:`close`.
     """
 
     def __init__(self, producer: DurableProducer, *, flush_timeout_s: float = 30.0) -> None:
@@ -57,33 +57,17 @@ class KafkaOutlet:
         self.flush_timeout_s = flush_timeout_s
         self._failures: list[str] = []
         self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._sender = AsyncProducer(producer, on_refused=self._refused)
 
     def start(self) -> None:
-        if self._poller is None:
-            self._poller = threading.Thread(target=self._serve_reports, name="outlet-reports", daemon=True)
-            self._poller.start()
+        self._sender.start()
 
     def send(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                with self._lock:
-                    self._failures.append(f"{topic}: {error.str()}")
-            loop.call_soon_threadsafe(_settle, future, error, message)
-
         while True:
             try:
-                self.producer.produce(
-                    topic, value or b"", key=key, headers=list(headers) if headers else None,
-                    on_delivery=delivered,
-                )  # fmt: skip
-                return future
+                return self._sender.send(topic, value or b"", key=key, headers=headers)
             except KafkaUnavailable as exc:
                 # The local queue is full: Kafka has been unreachable for a while. Wait in place (the
                 # producer polls between tries) rather than drop the record or fail the one that came in.
@@ -115,24 +99,8 @@ class KafkaOutlet:
             )  # fmt: skip
 
     def close(self) -> None:
-        self._closed.set()
-        if self._poller is not None:
-            self._poller.join(5)
-        self.producer.close(self.flush_timeout_s)
+        self._sender.close(self.flush_timeout_s)
 
-    def _serve_reports(self) -> None:
-        while not self._closed.is_set():
-            try:
-                self.producer.client.poll(0.05)
-            except KafkaException as exc:  # a fatal producer error: flush reports it to the committer
-                log.error("producer error: %s", exc)
-                self._closed.wait(1.0)
-
-
-def _settle(future: asyncio.Future[Any], error: KafkaError | None, message: Message) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(DeliveryFailed(f"{message.topic()}: {error.str()}"))
-    else:
-        future.set_result(message)
+    def _refused(self, reason: str) -> None:
+        with self._lock:
+            self._failures.append(reason)
