@@ -119,16 +119,14 @@ def product_files(root: Path = ROOT) -> list[Path]:
 
 
 def broken_walls(root: Path = ROOT) -> list[str]:
-    broken = []
+    broken: dict[str, str] = {}  # one line per import statement, however many names it imports
     for path in product_files(root):
-        module = module_name(path, root)
-        for imp in imports_of(
-            path.read_text(encoding="utf-8"), module, is_package=path.name == "__init__.py"
-        ):
+        source, module = path.read_text(encoding="utf-8"), module_name(path, root)
+        for imp in imports_of(source, module, is_package=path.name == "__init__.py"):
             why = violation(imp)
             if why:
-                broken.append(f"{path.relative_to(root)}:{imp.line} imports {imp.target}: {why}")
-    return broken
+                broken.setdefault(f"{path.relative_to(root)}:{imp.line}", f"imports {imp.target}: {why}")
+    return [f"{where} {what}" for where, what in broken.items()]
 
 
 def oversized(paths: list[Path], root: Path = ROOT) -> list[str]:
