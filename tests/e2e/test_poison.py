@@ -65,18 +65,9 @@ from schemas.codec import Codec
 from schemas.events import StorySubmitted
 from schemas.records import Tier
 from tests.e2e.chaos import show
-from tests.e2e.poison import (
-    FUTURE_MS,
-    DeadLetters,
-    Forge,
-    Poison,
-    Verdict,
-    batches_by_id,
-    describe,
-    generate,
-    judge,
-    story_submitted,
-)
+from tests.e2e.poison import generate
+from tests.e2e.poison_values import FUTURE_MS, Forge, Poison, describe, story_submitted
+from tests.e2e.poison_verdict import DeadLetters, Verdict, batches_by_id, judge
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
