@@ -22,7 +22,7 @@ from starlette.routing import Route
 from gateway import results, status, submit, system
 from gateway.accounts import AccountStore
 from gateway.body_limit import BodyLimitMiddleware
-from gateway.errors import EXCEPTION_HANDLERS
+from gateway.error_responses import EXCEPTION_HANDLERS
 from gateway.idempotency import IdempotencyRecords
 from gateway.jobs import JobView
 from gateway.limits import SharedLimits

@@ -1,6 +1,7 @@
 """Errors of the gateway: each one knows the HTTP status, error code and field it answers with.
 
-Handlers raise them; ``gateway.errors`` turns every one into ``{"error": {"code", "message", "field"?}}``.
+Handlers raise them; ``gateway.error_responses`` turns every one into
+``{"error": {"code", "message", "field"?}}``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One error shape for every failure: ``{"error": {"code", "message", "field"?}}``, with its status.
+"""Error responses: every failure rendered as ``{"error": {"code", "message", "field"?}}`` with its status.
 
 The handlers here are the only place errors become responses; routes just raise.
 """
