@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gpu_consumers.exceptions import PoolConfigError
 from gpu_consumers.pools import PoolConfig, load_pools
-from ops.runtime.config import ConnectionSettings, Env
+from ops.runtime.config import ConnectionSettings, Env, pools_source
 from ops.runtime.exceptions import ConfigError
 from schemas.records import Tier
 
@@ -67,16 +67,7 @@ class GpuConsumerSettings:
         connection = ConnectionSettings.from_env(env)
         home = Path(env.str("STOREE_HOME", str(Path.home() / ".storee"))).expanduser()
         model_cache = Path(env.str("STOREE_MODEL_CACHE", str(home / "models"))).expanduser()
-        pools_file = env.optional("GPU_POOLS_FILE")
-        if pools_file is not None:
-            path = Path(pools_file).expanduser()
-            try:
-                text: str | None = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"GPU_POOLS_FILE {path} cannot be read: {exc.strerror}") from None
-            source = f"GPU_POOLS_FILE {path}"
-        else:
-            text, source = env.optional("GPU_POOLS"), "GPU_POOLS"
+        text, source = pools_source(env)
         try:
             pools = load_pools(text=text, source=source, model_cache=model_cache)
         except PoolConfigError as exc:

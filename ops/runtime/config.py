@@ -185,7 +185,7 @@ def pool_names(env: Env | None = None) -> tuple[str, ...]:
     ``GPU_POOLS_FILE`` or inline in ``GPU_POOLS``; services that only need the names take its keys.
     A comma-separated ``GPU_POOLS`` (``default,wan``) names pools without configuring them.
     """
-    text, source = _pools_text(env or Env())
+    text, source = pools_source(env or Env())
     names = ["default"]
     if text and _is_json(text):
         names.extend(_pools_object(text, source))
@@ -201,7 +201,7 @@ def pool_capabilities(env: Env | None = None) -> Mapping[str, frozenset[TaskType
     the same order. ``default`` runs :data:`DEFAULT_PIPELINE` unless configured otherwise, and so does a
     pool named only by a comma-separated list. A configured pool must name a known ``pipeline``.
     """
-    text, source = _pools_text(env or Env())
+    text, source = pools_source(env or Env())
     kinds = {"default": DEFAULT_PIPELINE}
     if text and _is_json(text):
         for name, values in _pools_object(text, source).items():
@@ -219,8 +219,11 @@ def pool_capabilities(env: Env | None = None) -> Mapping[str, frozenset[TaskType
     return MappingProxyType({name: PIPELINE_TASK_TYPES[kind] for name, kind in kinds.items()})
 
 
-def _pools_text(env: Env) -> tuple[builtins.str | None, builtins.str]:
-    """The pools configuration and the name of where it came from (for errors)."""
+def pools_source(env: Env) -> tuple[builtins.str | None, builtins.str]:
+    """The pools configuration (``None``: none) and where it came from, to name in errors.
+
+    ``GPU_POOLS_FILE`` wins over ``GPU_POOLS``; the one reader of both, for every service.
+    """
     path = env.optional("GPU_POOLS_FILE")
     if not path:
         return env.optional("GPU_POOLS"), "GPU_POOLS"
