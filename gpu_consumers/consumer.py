@@ -64,6 +64,7 @@ the buffered ones, finishes the running one within the grace period, commits, an
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import queue
@@ -101,9 +102,17 @@ log = logging.getLogger(__name__)
 LEAVE_TIMEOUT_S = 5.0
 
 
+class _Settled(enum.Enum):
+    """How the pipeline thread left an item: the polling thread commits, skips or stops on it."""
+
+    DONE = "done"  # ended (results or failures delivered): commit its offset
+    HANDED_BACK = "handed_back"  # stopping: left uncommitted on purpose, the next owner redoes it
+    FATAL = "fatal"  # the Kafka client broke: stop the member
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    kind: str  # "done", "handed_back" or "fatal"
+    kind: _Settled
     work: Work
     error: BaseException | None = None
 
@@ -288,11 +297,10 @@ class GpuConsumer:
                 outcome = self._outcomes.get_nowait()
             except queue.Empty:
                 return
-            if outcome.kind == "done":
+            if outcome.kind is _Settled.DONE:
                 self._commits.finish(outcome.work.source, outcome.work.offset)
-            elif outcome.kind == "fatal":
+            elif outcome.kind is _Settled.FATAL:
                 self._fatal = outcome.error
-            # handed_back: left uncommitted on purpose; the next owner redoes it.
 
     def _sync_pauses(self) -> None:
         stopping = self._stopping.is_set()
@@ -361,24 +369,24 @@ class GpuConsumer:
                     self._executor.refuse(item)
                 else:
                     self._executor.execute(item)
-                outcome = _Outcome("done", item)
+                outcome = _Outcome(_Settled.DONE, item)
             except BatchHandedBack as exc:
                 log.info("handed back item=%s: %s", item.label, exc)
-                outcome = _Outcome("handed_back", item)
+                outcome = _Outcome(_Settled.HANDED_BACK, item)
             except KafkaClientBroken as exc:
                 log.error("Kafka client broken, stopping item=%s: %s", item.label, exc)
-                outcome = _Outcome("fatal", item, exc)
+                outcome = _Outcome(_Settled.FATAL, item, exc)
             except Exception:  # noqa: BLE001 - the executor ends its batches; this is the last resort
                 # Reached only through a bug in ending a batch: redoing it after a restart would fail
                 # the same way forever, so it is committed (the DLQ and TaskFailed were attempted).
                 log.critical(
                     "ending the batch failed, committing it anyway item=%s", item.label, exc_info=True
                 )
-                outcome = _Outcome("done", item)
+                outcome = _Outcome(_Settled.DONE, item)
             finally:
                 self._buffer.finished()
             self._outcomes.put(outcome)
-            if outcome.kind == "fatal":
+            if outcome.kind is _Settled.FATAL:
                 return
 
 

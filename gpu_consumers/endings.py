@@ -17,7 +17,7 @@ from gpu_consumers import results
 from gpu_consumers.exceptions import ResultRefused
 from gpu_consumers.failures import error_class
 from gpu_consumers.metrics import ConsumerMetrics
-from gpu_consumers.outcomes import BatchOutcomes
+from gpu_consumers.outcomes import BatchOutcomes, TaskOutcome
 from gpu_consumers.publisher import ResultPublisher
 from gpu_consumers.work import PendingBatch, RejectedRecord
 from schemas.dlq import dead_letter
@@ -78,7 +78,7 @@ class Endings:
                 continue
             failed.append(task)
             if outcomes is not None:
-                outcomes.end(task, "failed")
+                outcomes.end(task, TaskOutcome.FAILED)
         return failed
 
     def dead_letter(self, source: PendingBatch | RejectedRecord, error: BaseException) -> None:
@@ -108,7 +108,7 @@ class Endings:
         failed: list[BatchTask] = []
         if rejected.batch is not None:
             failed = self.fail(rejected.batch, rejected.batch.tasks, rejected.error)
-            self.metrics.task_outcome("failed", len(failed))
+            self.metrics.task_outcome(TaskOutcome.FAILED, len(failed))
         self.dead_letter(rejected, rejected.error)
         self.deliver(rejected.label)
         log.warning(

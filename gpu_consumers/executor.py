@@ -45,7 +45,7 @@ from gpu_consumers.exceptions import (
 from gpu_consumers.failures import RetryPolicy, error_class, is_out_of_memory, is_permanent
 from gpu_consumers.manifests import OutputStore
 from gpu_consumers.metrics import ConsumerMetrics
-from gpu_consumers.outcomes import OUTCOMES, BatchRun
+from gpu_consumers.outcomes import BatchRun, TaskOutcome
 from gpu_consumers.pipelines.batch import BatchRequest, BatchRunner, RenderedMedia, TaskInput
 from gpu_consumers.progress import ProgressThrottle
 from gpu_consumers.publisher import ResultPublisher
@@ -239,7 +239,7 @@ class BatchExecutor:
                     gpu_seconds=run_s / len(chunk.tasks),
                 )
             )
-            run.outcomes.end(task, "completed")
+            run.outcomes.end(task, TaskOutcome.COMPLETED)
         if failure is not None:
             raise failure  # the tasks it left without an outcome fail with it
 
@@ -314,7 +314,7 @@ class BatchExecutor:
         counts = run.outcomes.counts()
         overhead = time.monotonic() - run.started - run.pipeline_s - run.waited_s
         self.metrics.batch_finished(overhead)
-        for outcome in OUTCOMES:
+        for outcome in TaskOutcome:
             self.metrics.task_outcome(outcome, counts[outcome])
         log.info(
             "batch done batch_id=%s tier=%s topic=%s partition=%d offset=%d completed=%d reused=%d "
@@ -324,24 +324,24 @@ class BatchExecutor:
             pending.topic,
             pending.partition,
             pending.offset,
-            counts["completed"],
-            counts["reused"],
-            counts["failed"],
-            counts["expired"],
-            counts["cancelled"],
+            counts[TaskOutcome.COMPLETED],
+            counts[TaskOutcome.REUSED],
+            counts[TaskOutcome.FAILED],
+            counts[TaskOutcome.EXPIRED],
+            counts[TaskOutcome.CANCELLED],
             run.aborted,
             run.pipeline_s,
             overhead * 1000,
         )
         return BatchReport(
             batch.batch_id,
-            counts["completed"],
-            counts["failed"],
-            counts["expired"],
+            counts[TaskOutcome.COMPLETED],
+            counts[TaskOutcome.FAILED],
+            counts[TaskOutcome.EXPIRED],
             run.pipeline_s,
             overhead,
-            cancelled=counts["cancelled"],
-            reused=counts["reused"],
+            cancelled=counts[TaskOutcome.CANCELLED],
+            reused=counts[TaskOutcome.REUSED],
             aborted=run.aborted,
         )
 

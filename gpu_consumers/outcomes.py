@@ -9,6 +9,7 @@ of the batch is left without an end.
 from __future__ import annotations
 
 import collections
+import enum
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ from gpu_consumers.work import PendingBatch
 from schemas.events import BatchReady
 from schemas.records import BatchTask
 
-OUTCOMES = ("completed", "reused", "failed", "expired", "cancelled")
+
+class TaskOutcome(enum.StrEnum):
+    """How a task of a batch ended; the value is the ``outcome`` label of ``storee_gpu_tasks_total``."""
+
+    COMPLETED = "completed"
+    REUSED = "reused"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 class BatchOutcomes:
@@ -25,27 +34,29 @@ class BatchOutcomes:
 
     def __init__(self, tasks: Iterable[BatchTask]) -> None:
         self._tasks = list(tasks)
-        self._ended: dict[str, str] = {}
+        self._ended: dict[str, TaskOutcome] = {}
 
-    def end(self, task: BatchTask, outcome: str) -> None:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        self._ended[task.task_id] = outcome
+    def end(self, task: BatchTask, outcome: TaskOutcome) -> None:
+        try:
+            self._ended[task.task_id] = TaskOutcome(outcome)
+        except ValueError:
+            names = tuple(str(known) for known in TaskOutcome)
+            raise ValueError(f"outcome must be one of {names}, got {outcome!r}") from None
 
     def reopen(self, task_ids: Iterable[str]) -> None:
         """Forget the outcomes of ``task_ids`` (their end events were refused, so they did not happen)."""
         for task_id in task_ids:
             self._ended.pop(task_id, None)
 
-    def outcome(self, task: BatchTask) -> str | None:
+    def outcome(self, task: BatchTask) -> TaskOutcome | None:
         return self._ended.get(task.task_id)
 
     def open(self) -> list[BatchTask]:
         """The tasks without an outcome yet."""
         return [task for task in self._tasks if task.task_id not in self._ended]
 
-    def counts(self) -> collections.Counter[str]:
-        counts: collections.Counter[str] = collections.Counter({outcome: 0 for outcome in OUTCOMES})
+    def counts(self) -> collections.Counter[TaskOutcome]:
+        counts: collections.Counter[TaskOutcome] = collections.Counter(dict.fromkeys(TaskOutcome, 0))
         counts.update(self._ended.values())
         return counts
 

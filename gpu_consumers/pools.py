@@ -10,6 +10,7 @@ directory instead, e.g. ``{"wan": {"pipeline": "text_to_video", "model":
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Mapping
@@ -28,7 +29,16 @@ TINY_MODEL_DIR = "tiny-wan"
 # gateway reads too (ops.runtime.config.PIPELINE_TASK_TYPES), so it accepts only work some pool declares.
 PIPELINE_KINDS = tuple(PIPELINE_TASK_TYPES)
 DTYPES = ("float32", "bfloat16", "float16")
-DEVICE_POLICIES = ("auto", "cpu", "cuda")
+
+
+class DevicePolicy(enum.StrEnum):
+    """Where a pool runs without ``--devices``: every visible GPU else the CPU, the CPU, or GPUs only."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
 _POOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FIELDS = {
     "pipeline",
@@ -50,7 +60,7 @@ class PoolConfig:
     pipeline: str
     model: str = ""
     dtype: str = "float32"
-    device_policy: str = "auto"
+    device_policy: DevicePolicy = DevicePolicy.AUTO
     max_batch_size: int = 8
     # Extra keyword arguments for every pipeline call (e.g. max_sequence_length for a small encoder).
     call_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -74,7 +84,7 @@ def default_pool(model_cache: Path) -> PoolConfig:
         pipeline=DEFAULT_PIPELINE,
         model=str(model_cache / TINY_MODEL_DIR),
         dtype="float32",
-        device_policy="auto",
+        device_policy=DevicePolicy.AUTO,
         max_batch_size=8,
         call_kwargs=MappingProxyType({"max_sequence_length": 64}),
         make_tiny=True,
@@ -116,11 +126,10 @@ def parse_pool(name: str, values: Any, *, source: str) -> PoolConfig:
     dtype = values.get("dtype", "float32")
     if dtype not in DTYPES:
         raise PoolConfigError(f"{where}: dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    policy = values.get("device_policy", "auto")
-    if policy not in DEVICE_POLICIES:
-        raise PoolConfigError(
-            f"{where}: device_policy must be one of {list(DEVICE_POLICIES)}, got {policy!r}"
-        )
+    policy = values.get("device_policy", DevicePolicy.AUTO.value)
+    policies = [str(known) for known in DevicePolicy]
+    if policy not in policies:
+        raise PoolConfigError(f"{where}: device_policy must be one of {policies}, got {policy!r}")
     size = values.get("max_batch_size", 8)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise PoolConfigError(f"{where}: max_batch_size must be a positive integer, got {size!r}")
@@ -138,7 +147,7 @@ def parse_pool(name: str, values: Any, *, source: str) -> PoolConfig:
         pipeline=pipeline,
         model=str(Path(model).expanduser()) if model.startswith("~") else model,
         dtype=dtype,
-        device_policy=policy,
+        device_policy=DevicePolicy(policy),
         max_batch_size=size,
         call_kwargs=MappingProxyType(dict(call_kwargs)),
         make_tiny=make_tiny,
@@ -156,13 +165,13 @@ def resolve_devices(pool: PoolConfig, requested: str | None) -> list[str]:
         if not devices:
             raise PoolConfigError("--devices must name at least one device")
         return devices
-    if pool.simulated or pool.device_policy == "cpu":
+    if pool.simulated or pool.device_policy == DevicePolicy.CPU:
         return ["cpu"]
     import torch  # only pools that run a model pay for importing torch
 
     count = torch.cuda.device_count()
     if count == 0:
-        if pool.device_policy == "cuda":
+        if pool.device_policy == DevicePolicy.CUDA:
             raise PoolConfigError(
                 f"pool {pool.name!r} needs CUDA devices (device_policy=cuda) and none is visible"
             )

@@ -26,7 +26,7 @@ from gpu_consumers.cancellations import Cancellations, NoCancellations
 from gpu_consumers.endings import Endings
 from gpu_consumers.exceptions import BatchHandedBack
 from gpu_consumers.manifests import Manifest, OutputStore
-from gpu_consumers.outcomes import BatchRun
+from gpu_consumers.outcomes import BatchRun, TaskOutcome
 from gpu_consumers.publisher import ResultPublisher
 from schemas.events import BatchReady
 from schemas.records import BatchTask
@@ -115,7 +115,7 @@ class Triage:
         return self.cancellations.is_cancelled(task.story_id)
 
     def skip_cancelled(self, run: BatchRun, task: BatchTask, when: str) -> None:
-        run.outcomes.end(task, "cancelled")
+        run.outcomes.end(task, TaskOutcome.CANCELLED)
         log.info(
             "task skipped, story cancelled task_id=%s story_id=%s batch_id=%s when=%r",
             task.task_id,
@@ -155,7 +155,7 @@ class Triage:
                 gpu_seconds=0.0,
             )
         )
-        run.outcomes.end(task, "reused")
+        run.outcomes.end(task, TaskOutcome.REUSED)
         log.info(
             "task already completed, not rendered again task_id=%s batch_id=%s first_batch_id=%s",
             task.task_id,
@@ -165,5 +165,5 @@ class Triage:
 
     def _expire_one(self, run: BatchRun, task: BatchTask, deadline: int, now: int) -> None:
         self.publisher.event(results.expired(task, deadline))
-        run.outcomes.end(task, "expired")
+        run.outcomes.end(task, TaskOutcome.EXPIRED)
         log.info("task expired task_id=%s deadline=%d late_ms=%d", task.task_id, deadline, now - deadline)

@@ -15,6 +15,7 @@ batch, and they count as buffered for their tier (so a flood of them pauses the 
 from __future__ import annotations
 
 import collections
+import enum
 import threading
 import time
 from collections.abc import Iterable
@@ -30,6 +31,16 @@ from schemas.codec import Codec
 from schemas.events import BatchReady
 from schemas.exceptions import CodecError, ContractError
 from schemas.records import TaskType, Tier
+
+
+class RefusalReason(enum.StrEnum):
+    """Why a record will not run here; the value is the ``reason`` label of the refusal metric."""
+
+    UNDECODABLE = "undecodable"
+    CONTRACT = "contract"
+    WRONG_EVENT = "wrong_event"
+    POOL = "pool"
+    TASK_TYPE = "task_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,7 @@ class RejectedRecord:
     value: bytes
     headers: list[tuple[str, bytes | None]] | None
     error: Exception
-    reason: str  # a short label for metrics: "undecodable", "contract", "pool" or "task_type"
+    reason: RefusalReason
     batch: BatchReady | None = None
 
     @property
@@ -180,7 +191,7 @@ class Refusal:
     """Why a batch record will not run here, and the batch when it could be decoded."""
 
     error: Exception
-    reason: str
+    reason: RefusalReason
     batch: BatchReady | None = None
 
 
@@ -192,19 +203,20 @@ def read_batch(
         event = codec.read(value)
     except ContractError as exc:
         # The tasks of a decodable batch that breaks the contract still end (those the view can name).
-        return Refusal(exc, "contract", exc.event if isinstance(exc.event, BatchReady) else None)
+        return Refusal(exc, RefusalReason.CONTRACT, exc.event if isinstance(exc.event, BatchReady) else None)
     except CodecError as exc:
-        return Refusal(exc, "undecodable")
+        return Refusal(exc, RefusalReason.UNDECODABLE)
     if not isinstance(event, BatchReady):
         return Refusal(
-            CodecError(f"{topic} carries BatchReady events, got {event.schema_name}"), "wrong_event"
+            CodecError(f"{topic} carries BatchReady events, got {event.schema_name}"),
+            RefusalReason.WRONG_EVENT,
         )
     if event.pool != pool:
         error = UnsupportedTask(
             f"batch for pool {event.pool!r} arrived on a topic of pool {pool!r}, which this member serves"
         )
-        return Refusal(error, "pool", event)
+        return Refusal(error, RefusalReason.POOL, event)
     if event.task_type not in task_types:
         error = UnsupportedTask(f"pool {pool!r} does not run {event.task_type.value} tasks")
-        return Refusal(error, "task_type", event)
+        return Refusal(error, RefusalReason.TASK_TYPE, event)
     return event
