@@ -19,7 +19,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from gateway import results, status, submit, system
 from gateway.accounts import AccountStore
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.error_responses import EXCEPTION_HANDLERS
@@ -28,9 +27,10 @@ from gateway.jobs import JobView
 from gateway.limits import SharedLimits
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.publisher import EventPublisher
+from gateway.routes import reads, results, submit, system
 from gateway.settings import GatewaySettings
 from gateway.state import RATE_LIMITS, GatewayState
-from gateway.submissions import lease_seconds
+from gateway.story_publishing import lease_seconds
 from ops.runtime.storage import LocalStore
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ _MULTIPART_OVERHEAD = 64 * 1024
 
 ROUTES = [
     Route("/v1/stories", submit.create_story, methods=["POST"]),
-    Route("/v1/stories", status.list_stories, methods=["GET"]),
+    Route("/v1/stories", reads.list_stories, methods=["GET"]),
     Route("/v1/jobs", submit.create_job, methods=["POST"]),
-    Route("/v1/stories/{story_id}", status.get_story, methods=["GET"]),
+    Route("/v1/stories/{story_id}", reads.get_story, methods=["GET"]),
     Route("/v1/stories/{story_id}/cancel", submit.cancel_story, methods=["POST"]),
     Route("/v1/stories/{story_id}/result", results.story_result, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", status.get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", reads.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}/result", results.task_result, methods=["GET"]),
     Route("/v1/schemas", system.schemas, methods=["GET"]),
     Route("/healthz", system.healthz, methods=["GET"]),

@@ -16,6 +16,9 @@ from schemas.view import STORIES, TASKS, StoryStatus, TaskStatus
 
 WAITING = [TaskStatus.QUEUED.value, TaskStatus.BATCHED.value]
 MAX_TASKS_SHOWN = 1000
+# Stories per page of a listing: the default, and the most a ``limit`` may ask for.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)

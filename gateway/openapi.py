@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.jobs import MAX_PAGE
 from gateway.settings import GatewaySettings
-from gateway.status import MAX_PAGE
-from gateway.submit import IMAGE_TYPES
+from gateway.uploads import IMAGE_TYPES
 from gateway.validation import AUDIO_RANGES, MAX_SEED, VIDEO_RANGES
 from schemas.records import TaskType
 from schemas.view import StoryStatus

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.auth import authenticate
-from gateway.exceptions import (
-    InvalidRequest,
-    MalformedRequest,
-    NotReady,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-)
+from gateway.exceptions import InvalidRequest, NotReady, UnsupportedMediaType
 from gateway.idempotency import MAX_KEY_CHARS
 from gateway.representation import story_links, task_links
 from gateway.state import GatewayState
-from gateway.submissions import Accepted, Upload, cancel, submit
+from gateway.story_publishing import Accepted, cancel, submit
+from gateway.uploads import read_job_form
 from gateway.validation import Submission, parse_job, parse_json, parse_story, text
 from gateway.webhooks import check_webhook_url
 from schemas.ids import task_id
 from schemas.view import TERMINAL_STORY_STATUSES
-
-# Magic bytes of the image types we accept, and the extension each is stored under.
-IMAGE_TYPES = {
-    "image/png": (b"\x89PNG\r\n\x1a\n", ".png"),
-    "image/jpeg": (b"\xff\xd8\xff", ".jpg"),
-    "image/webp": (b"RIFF", ".webp"),
-}
-JOB_FORM_FIELDS = ("prompt", "task_type", "model", "title", "webhook_url", "start_within_s", "params")
 
 
 async def create_story(request: Request) -> JSONResponse:
@@ -54,7 +39,7 @@ async def create_job(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     upload = None
     if content_type.startswith("multipart/form-data"):
-        fields, upload = await _form(request, state)
+        fields, upload = await read_job_form(request, state.settings)
         submission = parse_job(fields, state.settings, has_image=upload is not None)
     else:
         submission = parse_job(await _json_body(request), state.settings, has_image=False)
@@ -121,55 +106,3 @@ async def _json_body(request: Request) -> Any:
 async def _check_webhook(state: GatewayState, submission: Submission) -> None:
     if submission.webhook_url is not None:
         await check_webhook_url(submission.webhook_url, allow_private=state.settings.webhook_allow_private)
-
-
-async def _form(request: Request, state: GatewayState) -> tuple[dict[str, Any], Upload | None]:
-    """The multipart form of ``POST /v1/jobs`` as a job body, plus its checked image."""
-    settings = state.settings
-    try:
-        form = await request.form(
-            max_files=1, max_fields=len(JOB_FORM_FIELDS), max_part_size=settings.max_body_bytes
-        )
-    except HTTPException as exc:
-        raise MalformedRequest(f"multipart body could not be read: {exc.detail}") from None
-    try:
-        fields: dict[str, Any] = {}
-        upload = None
-        for name, value in form.multi_items():
-            if name in fields or (name == "image" and upload is not None):
-                raise InvalidRequest(f"{name} is given more than once", field=name)
-            if isinstance(value, UploadFile):
-                if name != "image":
-                    raise InvalidRequest(f"only 'image' may be a file, not {name!r}", field=name)
-                upload = await _image(value, settings.max_image_bytes)
-            elif name == "params":
-                fields[name] = parse_json(value.encode("utf-8", "surrogatepass"))
-            elif name == "start_within_s":
-                fields[name] = _form_int(value, name)
-            else:
-                fields[name] = value
-        return fields, upload
-    finally:
-        await form.close()
-
-
-async def _image(upload: UploadFile, max_bytes: int) -> Upload:
-    media_type = (upload.content_type or "").split(";", 1)[0].strip().lower()
-    if media_type not in IMAGE_TYPES:
-        raise InvalidRequest(
-            f"image must be one of {sorted(IMAGE_TYPES)}, got {media_type or 'none'}", field="image"
-        )
-    data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"image is larger than {max_bytes} bytes", field="image")
-    magic, extension = IMAGE_TYPES[media_type]
-    if not data.startswith(magic) or (media_type == "image/webp" and data[8:12] != b"WEBP"):
-        raise InvalidRequest(f"image content is not {media_type}", field="image")
-    return Upload(data, media_type, extension)
-
-
-def _form_int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", field=name) from None

@@ -7,12 +7,11 @@ from starlette.responses import JSONResponse
 
 from gateway.auth import authenticate
 from gateway.exceptions import InvalidRequest
+from gateway.jobs import DEFAULT_PAGE, MAX_PAGE
 from gateway.representation import story_body, story_summary, task_body
 from gateway.state import GatewayState
 from schemas.view import StoryStatus, TaskStatus
 
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
 LIST_PARAMS = frozenset({"status", "limit", "cursor"})
 
 

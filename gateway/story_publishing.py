@@ -1,4 +1,4 @@
-"""Turning a checked submission into a StorySubmitted on Kafka, at most once per Idempotency-Key.
+"""Publishing stories: a submission as StorySubmitted, once per Idempotency-Key; a cancel as StoryCancelled.
 
 The answer is 202 only after Kafka acknowledged the event. When it did not, nothing stays behind: the
 idempotency reservation is released and an uploaded image deleted, and the client gets 503 with
@@ -8,7 +8,6 @@ idempotency reservation is released and an uploaded image deleted, and the clien
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from gateway.exceptions import ServiceUnavailable
 from gateway.idempotency import Earlier, Reservation, fingerprint, new_story_id
 from gateway.publisher import PublishFailed
 from gateway.state import GatewayState
+from gateway.uploads import Upload
 from gateway.validation import Submission
 from schemas.events import StoryCancelled, StorySubmitted
 from schemas.ids import now_ms
@@ -29,19 +29,6 @@ log = logging.getLogger(__name__)
 
 # A reservation outlives the longest publish; after that its process is presumed dead.
 _LEASE_MARGIN_S = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """An input image, checked, waiting to be stored."""
-
-    data: bytes
-    media_type: str
-    extension: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
