@@ -10,7 +10,8 @@ The live ones run in one call (in chunks of the pool's ``max_batch_size``). Befo
 tasks of stories cancelled meanwhile are dropped, and a task cancelled while its chunk ran has its
 output discarded. Out of memory splits a chunk in halves and runs each; invalid input fails at once;
 any other pipeline error retries with backoff and jitter up to the policy's limit, then the tasks end
-as TaskFailed and the batch record goes to the DLQ with the reason. Outputs are written atomically
+as TaskFailed and the batch record goes to the DLQ with the reason (:func:`gpu_consumers.recovery.decide`
+decides, this module carries it out). Outputs are written atomically
 under ``outputs/<story_id>/<task_id>.<ext>``, each followed by its manifest.
 
 Isolation: any other exception while handling the batch (a store error, a runner bug, an event that
@@ -42,13 +43,14 @@ from gpu_consumers.exceptions import (
     ResultRefused,
     UnsupportedTask,
 )
-from gpu_consumers.failures import RetryPolicy, error_class, is_out_of_memory, is_permanent
+from gpu_consumers.failures import RetryPolicy, classify, error_class
 from gpu_consumers.manifests import OutputStore
 from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.outcomes import BatchRun, TaskOutcome
 from gpu_consumers.pipelines.batch import BatchRequest, BatchRunner, RenderedMedia, TaskInput
 from gpu_consumers.progress import ProgressThrottle
 from gpu_consumers.publisher import ResultPublisher
+from gpu_consumers.recovery import Action, decide
 from gpu_consumers.triage import Rerender, Triage, never_rerender
 from gpu_consumers.work import PendingBatch, RejectedRecord
 from ops.runtime.storage import LocalStore
@@ -165,23 +167,26 @@ class BatchExecutor:
             chunk.tasks = self.triage.before_chunk(run, chunk.tasks, retry=chunk.retries > 0)
             if not chunk.tasks:
                 continue
-            with tempfile.TemporaryDirectory(prefix="storee-render-") as scratch:
-                call_started = time.monotonic()
-                try:
-                    media = self._run(run, chunk.tasks, Path(scratch))
-                except Exception as exc:  # noqa: BLE001 - every pipeline failure is classified below
-                    failure: Exception | None = exc
-                else:
-                    failure = None
-                run_s = time.monotonic() - call_started
-                run.pipeline_s += run_s
-                if failure is None:
-                    self.metrics.pipeline_ran(run_s)
-                    self._complete(run, chunk, media, run_s)
-                    continue
-            self._pipeline_failed(run, chunk, failure, work)
+            failure = self._attempt(run, chunk)
+            if failure is not None:
+                self._pipeline_failed(run, chunk, failure, work)
         if run.first_error is not None:
             self.endings.dead_letter(run.pending, run.first_error)
+
+    def _attempt(self, run: BatchRun, chunk: _Chunk) -> Exception | None:
+        """Run ``chunk`` once and store its outputs; return the pipeline's error, if it raised one."""
+        with tempfile.TemporaryDirectory(prefix="storee-render-") as scratch:
+            call_started = time.monotonic()
+            try:
+                media = self._run(run, chunk.tasks, Path(scratch))
+            except Exception as exc:  # noqa: BLE001 - every pipeline failure is decided on by the caller
+                run.pipeline_s += time.monotonic() - call_started
+                return exc
+            run_s = time.monotonic() - call_started
+            run.pipeline_s += run_s
+            self.metrics.pipeline_ran(run_s)
+            self._complete(run, chunk, media, run_s)
+        return None
 
     def _run(self, run: BatchRun, tasks: list[BatchTask], scratch: Path) -> list[RenderedMedia]:
         batch = run.batch
@@ -246,22 +251,24 @@ class BatchExecutor:
     def _pipeline_failed(
         self, run: BatchRun, chunk: _Chunk, error: Exception, work: collections.deque[_Chunk]
     ) -> None:
-        """Split, fail or schedule a retry of a chunk whose pipeline call raised ``error``."""
+        """Carry out what :func:`decide` says about a chunk whose pipeline call raised ``error``."""
         batch = run.batch
         self.metrics.failure(error_class(error))
-        if is_out_of_memory(error) and len(chunk.tasks) > 1:
-            half = len(chunk.tasks) // 2
-            log.warning("out of memory, splitting batch_id=%s size=%d", batch.batch_id, len(chunk.tasks))
+        size = len(chunk.tasks)
+        decision = decide(
+            classify(error), size=size, retries=chunk.retries, max_retries=self.policy.max_retries
+        )
+        if decision.action is Action.SPLIT:
+            log.warning("out of memory, splitting batch_id=%s size=%d", batch.batch_id, size)
             self._free_memory()
-            work.extendleft(
-                [_Chunk(chunk.tasks[half:], chunk.retries), _Chunk(chunk.tasks[:half], chunk.retries)]
-            )
+            first, second = chunk.tasks[: decision.half], chunk.tasks[decision.half :]
+            work.extendleft([_Chunk(second, chunk.retries), _Chunk(first, chunk.retries)])
             return
-        if is_permanent(error) or chunk.retries >= self.policy.max_retries:
+        if decision.action is Action.FAIL:
             log.error(
                 "batch failed batch_id=%s tasks=%d retries=%d error=%s: %s",
                 batch.batch_id,
-                len(chunk.tasks),
+                size,
                 chunk.retries,
                 error_class(error),
                 error,
@@ -269,11 +276,11 @@ class BatchExecutor:
             run.first_error = run.first_error or error
             self.endings.fail(run.batch, chunk.tasks, error, retries=chunk.retries, outcomes=run.outcomes)
             return
-        delay = self.policy.delay(chunk.retries + 1, self._rng)
+        delay = self.policy.delay(decision.retry, self._rng)
         log.warning(
             "pipeline error, retrying batch_id=%s retry=%d in_s=%.2f error=%s: %s",
             batch.batch_id,
-            chunk.retries + 1,
+            decision.retry,
             delay,
             error_class(error),
             error,
@@ -282,7 +289,7 @@ class BatchExecutor:
         if self._wait(delay):
             raise BatchHandedBack(f"stopping while batch {batch.batch_id} waited to retry") from error
         run.waited_s += time.monotonic() - wait_started
-        chunk.retries += 1
+        chunk.retries = decision.retry
         work.appendleft(chunk)
 
     def _abort(self, run: BatchRun, error: Exception) -> None:

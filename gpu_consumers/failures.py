@@ -1,10 +1,12 @@
-"""How a failed pipeline call is handled: out of memory splits, bad input fails, the rest retries.
+"""How a failed pipeline call is classified, and the backoff before a retry.
 
-Pure classification and backoff arithmetic; the executor does the waiting and the splitting.
+Pure classification and backoff arithmetic; :mod:`gpu_consumers.recovery` decides between splitting,
+retrying and failing, and the executor does the waiting and the splitting.
 """
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass
 
@@ -29,6 +31,21 @@ class RetryPolicy:
             raise ValueError(f"retry must be >= 1, got {retry}")
         cap = min(self.max_s, self.base_s * 2 ** (retry - 1))
         return cap / 2 + rng.uniform(0, cap / 2)
+
+
+class FailureKind(enum.Enum):
+    OUT_OF_MEMORY = "out_of_memory"  # a smaller batch may fit
+    PERMANENT = "permanent"  # the input is invalid for this pipeline: retrying cannot help
+    TRANSIENT = "transient"  # anything else: a retry may succeed
+
+
+def classify(error: BaseException) -> FailureKind:
+    """The kind of a pipeline call's failure."""
+    if is_out_of_memory(error):
+        return FailureKind.OUT_OF_MEMORY
+    if is_permanent(error):
+        return FailureKind.PERMANENT
+    return FailureKind.TRANSIENT
 
 
 def is_out_of_memory(error: BaseException) -> bool:
