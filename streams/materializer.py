@@ -44,18 +44,10 @@ from streams.dead_letters import letter_for
 from streams.exceptions import UnexpectedEvent, ViewConflict
 from streams.metrics import StreamMetrics
 from streams.settings import VIEW_FLUSH_MAX
-from streams.view import (
-    Doc,
-    Fact,
-    RejectedStory,
-    SceneCounter,
-    StoryView,
-    expand,
-    reduce_story,
-    story_id_of,
-    task_id_of,
-)
+from streams.view import SceneCounter, StoryView, reduce_story
 from streams.view_cache import ViewCache
+from streams.view_doc import StoryDoc, TaskDoc
+from streams.view_facts import Fact, RejectedStory, expand, story_id_of, task_id_of
 from streams.view_store import JobViewStore
 
 log = logging.getLogger(__name__)
@@ -254,7 +246,7 @@ class Materializer:
         self.metrics.view_reads.labels("store").inc(len(missing))
         task_ids = {task_id for sid in missing for fact in facts[sid] if (task_id := task_id_of(fact))}
         loaded = self.store.load(missing, task_ids)
-        old: dict[str, tuple[Doc | None, dict[str, Doc]]] = {
+        old: dict[str, tuple[StoryDoc | None, dict[str, TaskDoc]]] = {
             story_id: (entry.story, entry.tasks) for story_id, entry in cached.items()
         }
         for story_id in missing:

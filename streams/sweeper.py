@@ -20,32 +20,16 @@ from collections.abc import Callable
 
 from ops.runtime.kafka import DurableProducer, KafkaUnavailable
 from schemas.codec import Codec
-from schemas.contract import MAX_SEQUENCE
-from schemas.events import TaskExpired
 from schemas.ids import now_ms
 from schemas.topics import TopicCatalog
-from streams.event_ids import derived_event_id
+from streams.expiry import overdue_expired
 from streams.metrics import StreamMetrics
-from streams.view import Doc
 from streams.view_store import JobViewStore
 
 log = logging.getLogger(__name__)
 
 AGENT = "sweeper"
 SWEEP_LIMIT = 1_000
-
-
-def expiry_for(doc: Doc, now: int) -> TaskExpired:
-    """The TaskExpired of an overdue task document."""
-    attempt = int(doc.get("attempt") or 0)
-    return TaskExpired(
-        event_id=derived_event_id("TaskExpired", doc["_id"], attempt),
-        event_time=now,
-        sequence=min(int(doc.get("_seq") or 0) + 1, MAX_SEQUENCE),
-        story_id=doc["story_id"],
-        task_id=doc["_id"],
-        deadline=int(doc["deadline"]),
-    )
 
 
 class Sweeper:
@@ -77,7 +61,7 @@ class Sweeper:
         docs = self.store.overdue(now - self.grace_ms, SWEEP_LIMIT)
         failures: list[str] = []
         for doc in docs:
-            event = expiry_for(doc, now)
+            event = overdue_expired(doc, now)
             self.producer.produce(
                 self.catalog.task_events,
                 self.codec.encode(event),

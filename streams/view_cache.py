@@ -13,13 +13,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from streams.view import Doc
+from streams.view_doc import StoryDoc, TaskDoc
 
 
 @dataclass(frozen=True, slots=True)
 class CachedStory:
-    story: Doc
-    tasks: dict[str, Doc]
+    story: StoryDoc
+    tasks: dict[str, TaskDoc]
 
 
 class ViewCache:
@@ -43,7 +43,7 @@ class ViewCache:
                 found[story_id] = entry
         return found, missing
 
-    def put(self, story_id: str, story: Doc, tasks: dict[str, Doc]) -> None:
+    def put(self, story_id: str, story: StoryDoc, tasks: dict[str, TaskDoc]) -> None:
         """Remember a story's documents as just written (the dicts are kept, not copied)."""
         if self.max_stories <= 0:
             return

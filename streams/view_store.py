@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.collection import Collection
@@ -23,7 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from schemas.view import STORIES, TASKS
-from streams.view import Doc
+from streams.view_doc import StoryDoc, TaskDoc, ViewDoc
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,11 @@ READ_CHUNK = 500
 class Loaded:
     """The stored documents of some stories: story docs by id, task docs by story id then task id."""
 
-    stories: dict[str, Doc]
-    tasks: dict[str, dict[str, Doc]]
+    stories: dict[str, StoryDoc]
+    tasks: dict[str, dict[str, TaskDoc]]
 
 
-def revision(doc: Doc) -> str:
+def revision(doc: Mapping[str, Any]) -> str:
     """A hash of a document's content (without ``_rev``), so equal content means equal revision."""
     body = {k: v for k, v in doc.items() if k != "_rev"}
     return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -66,8 +67,9 @@ class JobViewStore:
         )
         self.tasks.create_index([("status", ASCENDING), ("deadline", ASCENDING)])  # the deadline sweeper
 
-    def overdue(self, now: int, limit: int) -> list[Doc]:
-        """Tasks not started (queued or batched) whose deadline is before ``now``, oldest first."""
+    def overdue(self, now: int, limit: int) -> list[dict[str, Any]]:
+        """Tasks not started (queued or batched) whose deadline is before ``now``, oldest first: only
+        the fields a TaskExpired needs (``_id``, story_id, deadline, attempt, ``_seq``)."""
         query = {"status": {"$in": ["queued", "batched"]}, "deadline": {"$lt": now}}
         fields = {"story_id": 1, "deadline": 1, "attempt": 1, "_seq": 1}
         return list(self.tasks.find(query, fields).sort("deadline", ASCENDING).limit(limit))
@@ -82,7 +84,7 @@ class JobViewStore:
         ``story_id`` instead.
         """
         ids = list(story_ids)
-        stories: dict[str, Doc] = {}
+        stories: dict[str, StoryDoc] = {}
         for chunk in _chunks(ids, READ_CHUNK):
             stories.update((doc["_id"], doc) for doc in self.stories.find({"_id": {"$in": chunk}}))
         wanted = set(task_ids)
@@ -93,7 +95,7 @@ class JobViewStore:
                 unlisted.append(story["_id"])
             else:
                 wanted.update(listed)
-        tasks: dict[str, dict[str, Doc]] = {story_id: {} for story_id in ids}
+        tasks: dict[str, dict[str, TaskDoc]] = {story_id: {} for story_id in ids}
         for field, values in (("_id", sorted(wanted)), ("story_id", unlisted)):
             for chunk in _chunks(values, READ_CHUNK):
                 for doc in self.tasks.find({field: {"$in": chunk}}):
@@ -101,20 +103,24 @@ class JobViewStore:
         return Loaded(stories, tasks)
 
     def write(
-        self, stories: Iterable[tuple[Doc | None, Doc]], tasks: Iterable[tuple[Doc | None, Doc]]
+        self,
+        stories: Iterable[tuple[StoryDoc | None, StoryDoc]],
+        tasks: Iterable[tuple[TaskDoc | None, TaskDoc]],
     ) -> set[str]:
         """Write ``(old, new)`` pairs whose content changed; return the story ids that hit a conflict."""
         conflicts: set[str] = set()
-        for collection, pairs, story_of in (
-            (self.tasks, list(tasks), lambda doc: doc["story_id"]),
-            (self.stories, list(stories), lambda doc: doc["_id"]),
-        ):
-            conflicts |= self._write(collection, pairs, story_of)
+        conflicts |= self._write(self.tasks, list(tasks), lambda doc: doc["story_id"])
+        conflicts |= self._write(self.stories, list(stories), lambda doc: doc["_id"])
         return conflicts
 
-    def _write(self, collection: Collection, pairs: list[tuple[Doc | None, Doc]], story_of) -> set[str]:  # type: ignore[no-untyped-def]
-        ops: list[InsertOne[Doc] | UpdateOne] = []
-        written: dict[str, Doc] = {}
+    def _write(
+        self,
+        collection: Collection,
+        pairs: Sequence[tuple[ViewDoc | None, ViewDoc]],
+        story_of: Callable[[Any], str],
+    ) -> set[str]:
+        ops: list[InsertOne[Any] | UpdateOne] = []
+        written: dict[str, ViewDoc] = {}
         for old, new in pairs:
             new["_rev"] = revision(new)
             if old is not None and old.get("_rev") == new["_rev"]:

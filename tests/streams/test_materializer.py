@@ -11,7 +11,8 @@ from streams.batching import make_batch
 from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
 from streams.splitting import split
-from streams.view import expand, reduce_story
+from streams.view import reduce_story
+from streams.view_facts import expand
 from streams.view_store import JobViewStore
 from tests.streams.factories import POLICY, T0, completed, params, started, story
 from tests.streams.harness import CODEC

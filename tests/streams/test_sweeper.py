@@ -15,7 +15,7 @@ from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
 from streams.splitting import split
 from streams.sweeper import Sweeper
-from streams.view import expand
+from streams.view_facts import expand
 from streams.view_store import JobViewStore
 from tests.streams.factories import POLICY, T0, started, story
 from tests.streams.harness import CODEC, TopicReader

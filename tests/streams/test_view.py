@@ -8,7 +8,8 @@ from schemas.view import StoryStatus, TaskStatus
 from streams.batching import make_batch
 from streams.exceptions import StreamsError
 from streams.splitting import plan_scenes, split
-from streams.view import expand, reduce_story
+from streams.view import reduce_story
+from streams.view_facts import expand
 from tests.streams.factories import (
     POLICY,
     T0,
