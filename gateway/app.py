@@ -1,5 +1,8 @@
 """The gateway app: ``create_app(settings)`` composes routes, middleware and a lifespan explicitly.
 
+The routes, and the OpenAPI document served at ``/openapi.json``, both come from the one route table,
+``gateway.routes.table``.
+
 Each process (uvicorn worker) builds its own MongoDB client, Kafka producer and limit leases in the
 lifespan; everything that must agree across processes (API keys, limits, idempotency records) lives in
 MongoDB, so any number of workers and instances can serve side by side.
@@ -17,7 +20,6 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
 from gateway.accounts import AccountStore
 from gateway.body_limit import BodyLimitMiddleware
@@ -26,8 +28,9 @@ from gateway.idempotency import IdempotencyRecords
 from gateway.jobs import JobView
 from gateway.limits import SharedLimits
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.openapi import openapi_document
 from gateway.publisher import EventPublisher
-from gateway.routes import reads, results, submit, system
+from gateway.routes.table import OPERATIONS
 from gateway.settings import GatewaySettings
 from gateway.state import RATE_LIMITS, GatewayState
 from gateway.story_publishing import lease_seconds
@@ -37,22 +40,6 @@ log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 60.0
 _MULTIPART_OVERHEAD = 64 * 1024
-
-ROUTES = [
-    Route("/v1/stories", submit.create_story, methods=["POST"]),
-    Route("/v1/stories", reads.list_stories, methods=["GET"]),
-    Route("/v1/jobs", submit.create_job, methods=["POST"]),
-    Route("/v1/stories/{story_id}", reads.get_story, methods=["GET"]),
-    Route("/v1/stories/{story_id}/cancel", submit.cancel_story, methods=["POST"]),
-    Route("/v1/stories/{story_id}/result", results.story_result, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", reads.get_task, methods=["GET"]),
-    Route("/v1/tasks/{task_id}/result", results.task_result, methods=["GET"]),
-    Route("/v1/schemas", system.schemas, methods=["GET"]),
-    Route("/healthz", system.healthz, methods=["GET"]),
-    Route("/readyz", system.readyz, methods=["GET"]),
-    Route("/metrics", system.metrics, methods=["GET"]),
-    Route("/openapi.json", system.openapi, methods=["GET"], include_in_schema=False),
-]
 
 
 def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.time) -> Starlette:
@@ -117,7 +104,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             await mongo.close()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[operation.route() for operation in OPERATIONS],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(
@@ -130,6 +117,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.openapi = openapi_document(settings)
     return app
 
 

@@ -7,7 +7,6 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.openapi import openapi_document
 from gateway.state import GatewayState
 from schemas.registry import list_schemas
 
@@ -57,4 +56,5 @@ async def schemas(request: Request) -> JSONResponse:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(openapi_document(request.app.state.gateway.settings))
+    """The OpenAPI document the app was built with (``gateway.openapi``, from the route table)."""
+    return JSONResponse(request.app.state.openapi)
