@@ -1,6 +1,6 @@
 """Identifiers and clocks for events: random event ids, deterministic task and batch ids.
 
-Task and batch ids are derived from what they identify (DESIGN.md, "Guarantees"), so a duplicate
+Task and batch ids are derived from what they identify (RELIABILITY.md, promise 7), so a duplicate
 anywhere carries the same id and every consumer can be idempotent.
 """
 

@@ -2,7 +2,7 @@
 
 Nobody builds raw confluent-kafka config dicts in a handler; they call these. The producer is durable
 by construction (``acks=all``, idempotence) and reports each delivery; the consumer never auto-commits,
-so callers commit only after their side effects are done (DESIGN.md, "Guarantees").
+so callers commit only after their side effects are done (RELIABILITY.md, promise 1).
 """
 
 from __future__ import annotations
