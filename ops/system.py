@@ -21,9 +21,9 @@ import httpx
 from ops.runtime.config import ConnectionSettings, Env
 from ops.runtime.kafka import admin_client
 from ops.runtime.provisioning import ensure_topics
+from ops.runtime.supervisor import ChildEvent, ChildSpec, Supervisor
 from ops.stack import LocalStack, StackSettings
 from ops.stack.exceptions import StackError
-from ops.supervisor import ChildEvent, ChildSpec, Supervisor
 from ops.topics import TopicSettings
 from schemas.topics import TopicCatalog
 
@@ -107,7 +107,7 @@ class System:
         # Restarts must happen whatever the caller's thread is doing (waiting for Ctrl-C, driving the
         # demo, running a test), so a thread of its own watches the children.
         self._watcher = threading.Thread(
-            target=self.supervisor.run, args=(self._stop_watching.is_set,), name="supervisor", daemon=True
+            target=self.supervisor.run, args=(self._stop_watching,), name="supervisor", daemon=True
         )
         self._watcher.start()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ops.runtime.config import ConnectionSettings
-from ops.supervisor import ChildEvent
+from ops.runtime.supervisor import ChildEvent
 from ops.system import default_system
 
 

@@ -59,9 +59,9 @@ from pymongo.database import Database
 from ops.demo.run import create_accounts
 from ops.runtime.config import Env
 from ops.runtime.kafka import make_consumer
+from ops.runtime.supervisor import ChildEvent
 from ops.stack import LocalStack, StackSettings
 from ops.stack.process import port_in_use
-from ops.supervisor import ChildEvent
 from ops.system import System, SystemSettings, isolated_environment
 from schemas.codec import Codec
 from schemas.events import StoryCompleted

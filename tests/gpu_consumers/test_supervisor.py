@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpu_consumers.supervisor import RestartBackoff
+from ops.runtime.supervisor import RestartBackoff
 
 
 def test_a_crash_is_restarted_quickly_and_a_crash_loop_ever_later() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ops.runtime.supervisor import ChildSpec, Supervisor
 from ops.stack.process import _state
-from ops.supervisor import ChildSpec, Supervisor
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
 CRASHER = [sys.executable, "-c", "import sys; print('boom', flush=True); sys.exit(3)"]
