@@ -1,7 +1,7 @@
 """Gateway throughput: accepted submissions a second and their p50/p99 latency, with ``acks=all``.
 
-Starts the gateway with uvicorn on a free loopback port (its own topics and database on the local stack
-or on ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URL``), then runs the load generator
+Starts the gateway under uvicorn on a free loopback port (``ops.gateway_server``; its own topics and
+database on the local stack or on ``KAFKA_BOOTSTRAP_SERVERS`` / ``MONGODB_URL``), then runs the load generator
 (``ops.bench.bench_gateway_load``) in a separate process: ``--clients`` keep-alive connections each
 POSTing a two-scene story to ``/v1/stories`` for ``--duration`` seconds after a warm-up. Every 202
 means Kafka acknowledged the event; at the end the topic's offsets are checked against the count.
@@ -16,75 +16,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import httpx
 from confluent_kafka import TopicPartition
 from pymongo import AsyncMongoClient, MongoClient
 
 from gateway.accounts import AccountStore
+from ops.gateway_server import served
 from ops.runtime.kafka import admin_client, make_consumer
 from ops.runtime.provisioning import ensure_topics
 from schemas.records import Tier
 from schemas.topics import TopicCatalog
-
-
-@contextlib.contextmanager
-def served(env: dict[str, str], workers: int, timeout_s: float = 60.0) -> Iterator[str]:
-    """The gateway under uvicorn on a free loopback port, stopped afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "gateway.app:app_from_env",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(command, env={**os.environ, **env})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not _answers(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not start on {url}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _stack() -> tuple[str, str]:

@@ -23,9 +23,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from gateway.accounts import AccountStore, NewAccount
+from ops.gateway_server import served
 from schemas.records import TaskType, Tier
+from tests.gateway.environment import gateway_env
 from tests.gateway.factories import story_doc, task_doc
-from tests.gateway.server import gateway_env, served
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
