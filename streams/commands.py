@@ -1,21 +1,31 @@
 """``storee streams``: ensure the catalog's topics, then run the stream-processing worker.
 
-The worker is the Faust app of :mod:`streams.app` (splitter, batcher, expiry timer, materializer);
-``faust -A streams.app worker`` runs the same thing without the topic check. SIGTERM and SIGINT stop it
-cleanly: agents finish their current records, offsets are committed, the materializer's consumer
-leaves its group.
+The settings are read from the environment once, here; the worker is the Faust app
+:func:`streams.app.build_app` builds from them (splitter, batcher, expiry timer, materializer, sweeper).
+A variant of the worker (a test's, say) registers this command with its own ``build``. SIGTERM and
+SIGINT stop it cleanly: agents finish their current records, offsets are committed, the materializer's
+consumer leaves its group.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ops.runtime.kafka import admin_client
 from ops.runtime.provisioning import ensure_topics
 from ops.runtime.topic_plan import EnsureReport
 from streams.settings import StreamSettings
+
+if TYPE_CHECKING:  # streams.app imports Faust, which ``storee --help`` should not wait for
+    from streams.app import StreamApp
+
+# Builds the worker from its settings: streams.app.build_app, unless a variant is passed in.
+BuildApp = Callable[[StreamSettings], "StreamApp"]
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +33,7 @@ log = logging.getLogger(__name__)
 STARTUP_WAIT_S = 600.0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, *, build: BuildApp | None = None) -> None:
     parser = subparsers.add_parser(
         "streams",
         help="run the stream processors (split, batch, expire, materialize the job view)",
@@ -33,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--skip-topics", action="store_true", help="do not create missing catalog topics")
     parser.add_argument("--loglevel", default="info", help="Faust worker log level (default: info)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=functools.partial(run, build=build))
 
 
 def _ensure_topics_waiting(settings: StreamSettings, budget_s: float = STARTUP_WAIT_S) -> EnsureReport:
@@ -52,25 +62,24 @@ def _ensure_topics_waiting(settings: StreamSettings, budget_s: float = STARTUP_W
             delay = min(delay * 2, 30.0)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, build: BuildApp | None = None) -> int:
     settings = StreamSettings.from_env()
     if not args.skip_topics:
         report = _ensure_topics_waiting(settings)
         for drift in report.drift:
             log.warning("topic drift: %s", drift)
         log.info("topics created=%d matched=%d", len(report.created), len(report.matched))
+    import faust
+
+    from streams.app import build_app
+
+    stream_app = (build or build_app)(settings)
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        from streams.app import metrics
-
-        start_http_server(settings.metrics_port, registry=metrics.registry)
+        start_http_server(settings.metrics_port, registry=stream_app.metrics.registry)
         log.info("metrics on port=%d", settings.metrics_port)
-    import faust
-
-    from streams.app import app
-
-    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker = faust.Worker(stream_app.app, loglevel=args.loglevel)
     # At WARN and above Faust's terminal spinner sets the root logger to DEBUG, so every library formats
     # every debug record (a tenth of the worker's time in a profile). We never want the spinner.
     worker.spinner = None
