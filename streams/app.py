@@ -3,9 +3,9 @@
 ``storee streams`` (and ``python -m streams``) builds the settings once and calls :func:`build_app`,
 which returns the app with everything it runs: the splitter and batcher agents, the batcher's timer,
 the stall watchdog, and the materializer and deadline sweeper in threads of their own. Nothing is built
-at import. Agents are short loops that hand consumed records to the shells in :mod:`streams.splitter`
-and :mod:`streams.batcher`; the logic lives in pure modules (``splitting``, ``batching``, ``expiry``,
-``stalls``, ``view``).
+at import. Agents and timers are short loops that hand consumed records and ticks to the shells in
+:mod:`streams.split_agent`, :mod:`streams.batch_agent` and :mod:`streams.stall_agent`; the logic lives
+in pure modules (``splitting``, ``batching``, ``expiry``, ``stalls``, ``view``; see :mod:`streams`).
 
 Faust runs in its default at-least-once mode (not exactly_once): every effect is idempotent instead.
 Internal topics (the batcher's changelogs, the assignor's leader topic) are created by Faust's own
@@ -25,18 +25,18 @@ from pymongo import MongoClient
 from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from schemas.topics import TopicCatalog
-from streams.batcher import Batcher
+from streams.batch_agent import Batcher
 from streams.batching import BatchPolicy
-from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
 from streams.outlet import KafkaOutlet
 from streams.services import Loop, OutletService, ViewLoops
 from streams.settings import StreamSettings
-from streams.splitter import Splitter
+from streams.split_agent import Splitter
 from streams.splitting import SplitPolicy, plan_scenes
 from streams.stall_agent import StallWatchdog
-from streams.sweeper import Sweeper
+from streams.sweep_loop import Sweeper
 from streams.transport import App
+from streams.view_loop import Materializer
 from streams.view_store import JobViewStore
 
 # Records taken from a stream at once: one table write per touched batch, not per record.

@@ -8,6 +8,8 @@ estimated cost or GPU time (seed 002). Every state change is a new :class:`Pendi
 A :class:`Pending` also carries the offset of the last source record applied to it (so a replay after a
 crash skips what the restored state already holds) and an outbox of closed batches whose delivery is
 not confirmed yet (so a crash between closing and delivering re-sends them rather than losing them).
+
+Pure logic, named for what it computes; its I/O shell is :mod:`streams.batch_agent`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ The splitter gives every task its story's deadline (``start_within_s``, else ``T
 capped at ``MAX_TASK_TTL``; see ``splitting.deadline_of``). The batcher expires tasks still
 waiting in an open batch (after a long outage, say) and never ships one past its deadline; a batch
 carries the earliest deadline of its tasks, and GPU consumers honour it for the tasks they hold. The
-deadline sweeper (:mod:`streams.sweeper`) expires what the job view shows still waiting anywhere else.
+deadline sweeper (:mod:`streams.sweep_loop`) expires what the job view shows still waiting anywhere else.
 A task's TaskExpired has one event id whoever emits it, so the view counts it once.
+
+Pure logic, named for what it computes; its I/O shells are :mod:`streams.batch_agent` and
+:mod:`streams.sweep_loop`.
 """
 
 from __future__ import annotations

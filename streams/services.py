@@ -2,7 +2,7 @@
 
 Both are I/O shells. :class:`OutletService` serves the outlet's delivery reports and flushes what is
 left when the worker stops. :class:`ViewLoops` runs the blocking loops over the job view (the
-materializer of :mod:`streams.materializer`, the deadline sweeper of :mod:`streams.sweeper`) in
+materializer of :mod:`streams.view_loop`, the deadline sweeper of :mod:`streams.sweep_loop`) in
 threads of their own, so their MongoDB I/O never stalls Faust's event loop; each waits out outages
 itself, and one that still dies stops the worker, for its supervisor to restart.
 """

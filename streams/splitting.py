@@ -5,6 +5,8 @@ paragraphs (blank lines) first, then sentences grouped up to ``scene_max_chars``
 starts a new scene. When that gives more than ``max_scenes`` scenes, neighbouring scenes are merged
 evenly rather than dropped, so no text is lost. A leading ``Style: ...`` line is the story's style
 context: it and the title go into every text-derived scene's prompt.
+
+Pure logic, named for what it computes; its I/O shell is :mod:`streams.split_agent`.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 The watch (pure) decides; this shell reads the committed offsets and high watermarks of the partitions
 the worker owns, and carries out the remedy: it seeks a stuck partition back to its committed offset
 and resumes it, and if that did not help, crashes the worker so that its supervisor restarts it.
+Named ``*_agent`` because a timer of the Faust app (:mod:`streams.app`) calls it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ test (twice in about ten runs: one partition of tasks.requested never delivered 
 sees it; the app first seeks the partition back to its committed offset and resumes it, and if it still
 does not move, crashes the worker so that the supervisor restarts it and every partition is read
 again from its committed offset.
+
+Pure logic, named for what it computes; its I/O shell is :mod:`streams.stall_agent`.
 """
 
 from __future__ import annotations

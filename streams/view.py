@@ -16,6 +16,9 @@ A cancelled story turns its tasks without a final outcome into ``cancelled``; a 
 anyway stays completed. Story fields (counts, progress, status, outputs, times) are derived from the
 story's task documents every time. The documents' types, and the bookkeeping fields (names starting
 with ``_``, which readers ignore), are in :mod:`streams.view_doc`.
+
+Pure logic, named for what it computes; its I/O shell is :mod:`streams.view_loop` (the materializer),
+which stores documents through :mod:`streams.view_store`.
 """
 
 from __future__ import annotations

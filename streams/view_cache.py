@@ -1,4 +1,6 @@
-"""The materializer's memory of the documents it last wrote, so a busy story is not read back each flush.
+"""The materializer's memory of the documents it last wrote, so a busy story is not read back (pure).
+
+In memory only; :mod:`streams.view_loop` consults it before :mod:`streams.view_store`.
 
 An entry is a story's documents exactly as this materializer left them in MongoDB (with their ``_rev``).
 It may be stale only if another materializer wrote the story since; every write is checked against the

@@ -7,6 +7,9 @@ overwrite each other's work: the loser sees a conflict, reloads and reapplies it
 ``$set`` and plain inserts are used, which FerretDB 1.24 on SQLite supports, and every read and update
 selects documents by ``_id``, which a MongoDB-wire server answers from its index (FerretDB 1.24 only
 with the fixes in :mod:`ops.stack.ferretdb_patches`).
+
+An adapter to a server, named ``*_store``: the only module of ``streams/`` that talks to MongoDB; the
+loops that use it are :mod:`streams.view_loop` and :mod:`streams.sweep_loop`.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from schemas.events import BatchReady, Event, StorySubmitted, TaskRequested
 from schemas.ids import now_ms
 from schemas.records import GenerationParams, Scene, TaskType, Tier
 from streams import batching
-from streams.materializer import Materializer, view_topics
 from streams.metrics import StreamMetrics
 from streams.splitting import SplitPolicy, plan_scenes, split
+from streams.view_loop import Materializer, view_topics
 from streams.view_store import JobViewStore
 from tests.streams.factories import completed, progress, started
 from tests.streams.harness import (

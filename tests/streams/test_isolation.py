@@ -16,10 +16,10 @@ from schemas.contract import check
 from schemas.dlq import ERROR_MESSAGE
 from schemas.events import BatchReady, StorySubmitted, TaskFailed, TaskRequested
 from schemas.topics import TopicCatalog
-from streams.batcher import Batcher
+from streams.batch_agent import Batcher
 from streams.batching import BatchPolicy, signature
 from streams.metrics import StreamMetrics
-from streams.splitter import Splitter
+from streams.split_agent import Splitter
 from streams.splitting import split
 from tests.streams.factories import POLICY, T0, params, story
 

@@ -8,11 +8,11 @@ from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.topics import TopicCatalog
 from schemas.view import STORIES, TASKS
 from streams.batching import make_batch
-from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
 from streams.splitting import split
 from streams.view import reduce_story
 from streams.view_facts import expand
+from streams.view_loop import Materializer
 from streams.view_store import JobViewStore
 from tests.streams.factories import POLICY, T0, completed, params, started, story
 from tests.streams.harness import CODEC

@@ -17,9 +17,9 @@ from schemas.events import BatchReady, Event, StoryCompleted
 from schemas.ids import now_ms
 from schemas.topics import TopicCatalog
 from schemas.view import STORIES, TASKS
-from streams.materializer import Materializer, view_topics
 from streams.metrics import StreamMetrics
 from streams.splitting import SplitPolicy, plan_scenes
+from streams.view_loop import Materializer, view_topics
 from streams.view_store import JobViewStore
 from tests.streams.factories import completed, started, story
 from tests.streams.harness import (

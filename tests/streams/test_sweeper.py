@@ -11,11 +11,11 @@ from schemas.events import TaskExpired
 from schemas.topics import TopicCatalog
 from schemas.view import STORIES, TASKS
 from streams.batching import make_batch
-from streams.materializer import Materializer
 from streams.metrics import StreamMetrics
 from streams.splitting import split
-from streams.sweeper import Sweeper
+from streams.sweep_loop import Sweeper
 from streams.view_facts import expand
+from streams.view_loop import Materializer
 from streams.view_store import JobViewStore
 from tests.streams.factories import POLICY, T0, started, story
 from tests.streams.harness import CODEC, TopicReader

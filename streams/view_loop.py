@@ -20,6 +20,9 @@ offsets stay uncommitted, and the worker's splitter and batcher keep running.
 
 A story's documents are read from MongoDB only when this materializer does not remember writing them
 (:mod:`streams.view_cache`); a busy story is then written every flush but read once.
+
+An I/O shell, named ``*_loop`` because it is a blocking consumer loop in a thread beside the Faust
+app; the pure reduction it calls is in :mod:`streams.view`, its MongoDB I/O in :mod:`streams.view_store`.
 """
 
 from __future__ import annotations

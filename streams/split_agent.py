@@ -7,6 +7,9 @@ materializer runs the same split and fails the story with the reason. Records th
 StorySubmitted keeping the contract (:mod:`schemas.contract`) go to the DLQ; so does a story that fails
 in any other way, and its tasks get TaskFailed with the reason. One record's failure never stops the
 others.
+
+An I/O shell, named ``*_agent`` because an agent of the Faust app (:mod:`streams.app`) hands it
+its records; the pure logic it calls is in :mod:`streams.splitting`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Guarantee: at least once. The TaskExpired of a task has a fixed event id (the on
 give it), so a sweep repeated by a restart or by a second worker is a duplicate the view counts once. A
 task that started after all keeps its run: a completion outranks an expiry in the view. Kafka or
 MongoDB being unavailable only delays the next sweep.
+
+An I/O shell, named ``*_loop`` because it is a blocking poll loop in a thread beside the Faust app;
+the TaskExpired it sends is built by :func:`streams.expiry.overdue_expired` (pure).
 """
 
 from __future__ import annotations

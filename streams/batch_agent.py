@@ -17,6 +17,10 @@ Guarantee: every task lands in exactly one batch id, and none is lost:
 Faust's exactly_once mode is not used (DESIGN.md, "Guarantees"). StoryCancelled records on task.events
 drop a story's open tasks; tasks past their deadline get TaskExpired; tasks for a pool this deployment
 does not serve get TaskFailed, and their records go to the DLQ.
+
+An I/O shell, named ``*_agent`` because an agent and a timer of the Faust app (:mod:`streams.app`)
+hand it records and ticks; the pure logic it calls is in :mod:`streams.batching`, :mod:`streams.expiry`
+and :mod:`streams.entries`.
 """
 
 from __future__ import annotations
