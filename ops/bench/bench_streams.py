@@ -27,60 +27,53 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
-from ops.runtime.kafka import DurableProducer, make_consumer
-from ops.stack import local_bootstrap_servers, local_mongodb_url
-from schemas.codec import Codec
-from schemas.events import BatchReady, Event, StorySubmitted, TaskRequested
-from schemas.ids import now_ms
-from schemas.records import GenerationParams, Scene, TaskType, Tier
-from streams import batching
-from streams.metrics import StreamMetrics
-from streams.splitting import SplitPolicy, plan_scenes, split
-from streams.view_loop import Materializer, view_topics
-from streams.view_store import JobViewStore
-from tests.streams.factories import completed, progress, started
-from tests.streams.harness import (
+from ops.bench.kafka_probe import (
+    CODEC,
     TopicReader,
-    Worker,
     committed_offsets,
     delete_prefixed_topics,
     end_offsets,
     ensure_catalog,
     member_partitions,
-    worker_env,
+    produce,
 )
-from tests.waiting import wait_for
+from ops.bench.stream_worker import Worker, worker_env
+from ops.bench.streams_data import completed, params, progress, started, story
+from ops.bench.waiting import wait_for
+from ops.runtime.kafka import DurableProducer, make_consumer
+from ops.stack import local_bootstrap_servers, local_mongodb_url
+from schemas.events import BatchReady, StorySubmitted, TaskRequested
+from schemas.ids import new_event_id, now_ms
+from schemas.records import Scene, Tier
+from streams import batching
+from streams.metrics import StreamMetrics
+from streams.splitting import SplitPolicy, plan_scenes, split
+from streams.view_loop import Materializer, view_topics
+from streams.view_store import JobViewStore
 
-CODEC = Codec()
 SCENES = 8
 
 
 def stories(count: int, tag: str) -> list[StorySubmitted]:
     now = now_ms()
-    params = GenerationParams(width=832, height=480, num_frames=81, fps=16, num_inference_steps=30,
-                              guidance_scale=5.0, seed=1)  # fmt: skip
     return [
-        StorySubmitted(
-            story_id=f"{tag}-{i}",
+        story(
+            f"{tag}-{i}",
+            event_id=new_event_id(),
             account_id=f"acct-{i % 50}",
             tier=Tier.PREMIUM if i % 4 else Tier.FREE,
             title="Bench",
-            task_type=TaskType.TEXT_TO_VIDEO,
-            model="default",
-            params=params,
+            params=params(seed=1),
             scenes=tuple(Scene(index=s, prompt=f"scene {s} of story {i}, cinematic") for s in range(SCENES)),
             submitted_at=now,
             event_time=now,
-        )  # fmt: skip
+        )
         for i in range(count)
     ]
 
 
-def produce(bootstrap: str, topic: str, events: list[Event], key=lambda e: e.story_id) -> None:  # type: ignore[no-untyped-def]
-    producer = DurableProducer(bootstrap, **{"linger.ms": 20})
-    for event in events:
-        producer.produce(topic, CODEC.encode(event), key=key(event).encode())
-    producer.flush(60)
+# Load goes out in 20 ms batches: producing it fast is not what this bench measures.
+LINGER = {"linger.ms": 20}
 
 
 def batched_tasks(reader: TopicReader) -> int:
@@ -105,7 +98,7 @@ def faust_throughput(bootstrap: str, mongo: str, count: int, tmp: Path) -> float
         )
         data = stories(count, prefix)
         started_at = time.perf_counter()
-        produce(bootstrap, catalog.stories_submitted, data)  # type: ignore[arg-type]
+        produce(bootstrap, catalog.stories_submitted, data, config=LINGER)
         wait_for(lambda: batched_tasks(reader) >= count * SCENES, 300, "all tasks batched", interval=0.2)
         return count * SCENES / (time.perf_counter() - started_at)
     finally:
@@ -125,7 +118,7 @@ def plain_throughput(bootstrap: str, count: int) -> float:
     done = 0
     try:
         consumer.subscribe([catalog.stories_submitted, catalog.tasks_requested])
-        produce(bootstrap, catalog.stories_submitted, stories(count, prefix))  # type: ignore[arg-type]
+        produce(bootstrap, catalog.stories_submitted, stories(count, prefix), config=LINGER)
         started_at = time.perf_counter()
         deadline = time.monotonic() + 300
         while done < count * SCENES and time.monotonic() < deadline:
@@ -217,10 +210,12 @@ def view_throughput(bootstrap: str, mongo: str, count: int) -> tuple[float, int]
             started(t.story_id, t.scene_index, b.batch_id, now_ms()),
             progress(t.story_id, t.scene_index, b.batch_id, now_ms(), 15),
             completed(t.story_id, t.scene_index, b.batch_id, now_ms()))]  # fmt: skip
-        produce(bootstrap, catalog.stories_submitted, data)  # type: ignore[arg-type]
-        produce(bootstrap, catalog.tasks_requested, tasks)  # type: ignore[arg-type]
-        produce(bootstrap, catalog.batches("default", "premium"), batches, key=lambda b: b.batch_id)  # type: ignore[arg-type]
-        produce(bootstrap, catalog.task_events, results)  # type: ignore[arg-type]
+        produce(bootstrap, catalog.stories_submitted, data, config=LINGER)
+        produce(bootstrap, catalog.tasks_requested, tasks, config=LINGER)
+        produce(
+            bootstrap, catalog.batches("default", "premium"), batches, key=lambda b: b.batch_id, config=LINGER
+        )
+        produce(bootstrap, catalog.task_events, results, config=LINGER)
         events = len(data) + len(tasks) + len(batches) + len(results)
         ends = {tp: end for tp, end in end_offsets(bootstrap, view_topics(catalog)).items() if end > 0}
         group = f"{prefix}view"
