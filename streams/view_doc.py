@@ -217,18 +217,11 @@ class TaskSource(TypedDict):
     deadline: int | None
 
 
-class TaskDoc(TypedDict):
-    """A ``tasks`` document; public fields as in :mod:`schemas.view`, then the bookkeeping."""
+class TaskDoc(TaskSource):
+    """A ``tasks`` document: its static fields (:class:`TaskSource`), the other public fields as in
+    :mod:`schemas.view`, then the bookkeeping. The stored key order is :func:`new_task`'s."""
 
     _id: str
-    story_id: str | None
-    account_id: str | None
-    tier: str | None
-    pool: str | None
-    task_type: str | None
-    model: str | None
-    scene_index: int | None
-    prompt: str | None
     status: str
     batch_id: str | None
     consumer_id: str | None
@@ -239,7 +232,6 @@ class TaskDoc(TypedDict):
     batched_at: int | None
     started_at: int | None
     finished_at: int | None
-    deadline: int | None
     outputs: list[dict[str, Any]]
     error: TaskError | None
     simulated: bool
