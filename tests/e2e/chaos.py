@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ops.bench.chaos import ChaosReport, Harness, restart_evidence
+from ops.bench.chaos import ChaosReport
+from ops.bench.system_under_test import Harness, restart_evidence
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "3"))
 SEED = int(os.environ.get("CHAOS_SEED", "7"))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from ops.bench.chaos import BROKER, Chaos, drain_budget, started_system
+from ops.bench.chaos import Chaos, drain_budget
+from ops.bench.system_under_test import BROKER, started_system
 from tests.e2e.chaos import PACE_S, PER_ROUND, ROUNDS, SEED, counts, explain, show
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -1,13 +1,13 @@
 """Poison against the real running system: one bad record never costs another, every accepted story ends.
 
-The broker, the MongoDB-wire server, the gateway, the streams worker and the GPU consumer run as
-supervised processes (:func:`ops.bench.chaos.started_system`, own topics, database and port). Hypothesis
-draws poison records of every kind in ``tests/e2e/poison.py`` (decodable events that break the contract
-on each topic, wrong pools and task types, events on the wrong topic, orphans, awkward but legal values,
-out-of-order, duplicate and replayed events, and undecodable bytes); they are produced with
-confluent-kafka and ``Codec().encode``, interleaved (seeded order) with good stories submitted through
-the gateway's HTTP API and good StorySubmitted records produced straight to Kafka. Then, with a
-deadline, it waits for the system to settle and asserts, one test each:
+The broker, the MongoDB-wire server, the gateway, the streams worker and the GPU consumer run as supervised
+processes (:func:`ops.bench.system_under_test.started_system`, own topics, database and port). Hypothesis
+draws poison records of every kind in ``tests/e2e/poison.py`` (decodable events that break the contract on
+each topic, wrong pools and task types, events on the wrong topic, orphans, awkward but legal values,
+out-of-order, duplicate and replayed events, and undecodable bytes); they are produced with confluent-kafka
+and ``Codec().encode``, interleaved (seeded order) with good stories submitted through the gateway's HTTP API
+and good StorySubmitted records produced straight to Kafka. Then, with a deadline, it waits for the system to
+settle and asserts, one test each:
 
 * no service restarted (the supervisor saw no child exit);
 * every good story is ``completed`` in the job view exactly once: every task completed with one output,
@@ -52,7 +52,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from ops.bench.chaos import (
+from ops.bench.system_under_test import (
     PARAMS,
     Harness,
     log_lines,
