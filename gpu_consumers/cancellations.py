@@ -5,7 +5,7 @@ thread with a consumer that never joins a group or commits: it assigns every par
 the first record newer than ``CANCEL_LOOKBACK_S`` (the longest a task may wait, 7 days by default),
 so a restarted member knows the recent cancels too. Most records are progress and results, so only
 records whose writer fingerprint (bytes 2-10) is StoryCancelled's are decoded, as in
-``streams/batcher.py``. The executor waits (bounded) for the watcher to reach the end of every
+``streams/batch_agent.py``. The executor waits (bounded) for the watcher to reach the end of every
 partition once before it runs its first batch; from then on a cancel is seen within a fetch.
 
 The set is bounded: the oldest ids go first once it holds ``capacity`` stories, and ids older than
