@@ -1,7 +1,8 @@
 # The README's two commands: `make run` (the main job: render the sample stories end to end and stop)
 # and `make test` (every test). Each does its own
 # set-up from nothing: a virtualenv in .venv, the package and its test extras, and (through the test
-# fixtures or `storee stack up`) a real Kafka broker and a real MongoDB-wire server on loopback.
+# fixtures or `storee stack up`) a real Kafka broker and a real MongoDB-wire server on loopback; `make
+# test` also installs a real Prometheus and promtool (ops/install-test-tools.sh, Debian's package).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test stop status bench clean poison chaos
+.PHONY: install test-tools run test stop status bench clean poison chaos
 
 install: $(STAMP)
 
@@ -21,10 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# Prometheus and promtool for tests/ops/test_dashboards.py; does nothing when both are on PATH.
+test-tools:
+	@./ops/install-test-tools.sh
+
 run: install
 	$(BIN)/storee demo
 
-test: install
+test: install test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The long poison run: 2000 Hypothesis poison records on every topic against the running system.
