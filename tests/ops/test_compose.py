@@ -52,8 +52,8 @@ SERVICE_KEYS = {
 }
 APP_SERVICES = {"topics", "gateway", "streams", "gpu-consumer", "lag-exporter"}
 MONITORING_SERVICES = {"lag-exporter", "prometheus", "grafana"}
-# Subcommands that compose runs but a later open issue still has to add to the CLI (lag: issue 14).
-PLANNED_COMMANDS = {"streams", "lag"}
+# Subcommands that compose runs but a later open issue still has to add to the CLI.
+PLANNED_COMMANDS = {"streams"}
 # Every variable compose sets for our services must be one the settings objects read.
 KNOWN_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS",
