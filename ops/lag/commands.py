@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import threading
 import time
 
@@ -168,6 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
     exporter = LagExporter(sampler, args.host, args.port)
     console = Console(stderr=True)
     stop = threading.Event()
+    # In a container this is process 1, which ignores SIGTERM unless it handles it.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sampler.start()
     exporter.start()
     console.print(f"lag exporter on {exporter.url}/metrics (observing every {interval:g}s); Ctrl-C stops")

@@ -178,7 +178,9 @@ class LagReader:
         consumer = self._fetcher()
         pending = {(t, p): offset for t, p, offset in keys}
         found: dict[tuple[str, int, int], float | None] = {key: None for key in keys}
-        consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in pending.items()])
+        assignment = [TopicPartition(t, p, offset) for (t, p), offset in pending.items()]
+        consumer.assign(assignment)
+        consumer.resume(assignment)  # librdkafka remembers a pause from an earlier fetch across assign()
         deadline = time.monotonic() + self._timeout
         try:
             while pending and time.monotonic() < deadline:
