@@ -18,6 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from ops.lag.groups import storee_groups
+from ops.lag.service import LagService, start_lag_service
+from ops.lag.settings import LagSettings
 from ops.runtime.config import ConnectionSettings, Env
 from ops.runtime.kafka import admin_client
 from ops.runtime.provisioning import ensure_topics
@@ -77,6 +80,7 @@ class System:
         self.supervisor: Supervisor | None = None
         self._stop_watching = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.lag: LagService | None = None
 
     def start(self) -> None:
         self._started_servers = self.stack.up()
@@ -88,6 +92,7 @@ class System:
             "PYTHONUNBUFFERED": "1",
         }
         self._ensure_topics(env)
+        self.lag = _start_lag_exporter(self.stack.bootstrap_servers, env)
         cli = [sys.executable, "-m", "ops.cli"]
         s = self.settings
         self.supervisor = Supervisor(
@@ -138,6 +143,9 @@ class System:
             self._watcher.join()
         if self.supervisor is not None:
             self.supervisor.stop()
+        if self.lag is not None:
+            self.lag.stop()
+            self.lag = None
         if self._started_servers:
             self.stack.down(only=self._started_servers)
 
@@ -153,6 +161,25 @@ class System:
         report = ensure_topics(admin_client(self.stack.bootstrap_servers), catalog)
         for drift in report.drift:
             log.warning("topic drift (left as it is): %s", drift)
+
+
+def _start_lag_exporter(bootstrap_servers: str, env: Mapping[str, str]) -> LagService | None:
+    """The lag exporter on ``LAG_EXPORTER_HOST:LAG_EXPORTER_PORT`` (0: off); a taken port is a warning,
+    not a reason for the system not to run."""
+    settings = LagSettings.from_env(Env(env))
+    if not settings.exporter_port:
+        return None
+    try:
+        return start_lag_service(
+            bootstrap_servers,
+            storee_groups(Env(env)),
+            settings,
+            host=settings.exporter_host,
+            port=settings.exporter_port,
+        )
+    except OSError as exc:
+        log.warning("lag exporter not started on port %s: %s", settings.exporter_port, exc)
+        return None
 
 
 def default_system(on_event: Callable[[ChildEvent], None] | None = None) -> System:
@@ -173,4 +200,5 @@ def isolated_environment(root: Path, unique: str, port: int) -> dict[str, str]:
         "STREAMS_DATADIR": str(root / "streams"),
         "HF_HUB_OFFLINE": "1",
         "METRICS_PORT": "0",
+        "LAG_EXPORTER_PORT": "0",
     }

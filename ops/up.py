@@ -61,6 +61,8 @@ def _up(args: argparse.Namespace) -> int:
             f"[green]Storee is up[/green]: gateway {s.gateway_url}, Kafka {system.stack.bootstrap_servers}, "
             f"MongoDB {system.stack.mongodb_url}; logs in {system.log_dir}. Ctrl-C stops."
         )
+        if system.lag is not None:
+            console.print(f"consumer lag: {system.lag.url}/metrics (storee lag for the table)")
         system.wait(stop)
     finally:
         with console.status("stopping"):

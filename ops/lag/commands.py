@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.live import Live
 
 from ops.lag.exceptions import LagError
-from ops.lag.exporter import LagExporter
 from ops.lag.groups import WatchedGroup, select, storee_groups
-from ops.lag.monitor import LagMonitor, LagSampler
+from ops.lag.monitor import LagMonitor
 from ops.lag.reader import LagReader
+from ops.lag.service import start_lag_service
 from ops.lag.settings import LagSettings
 from ops.lag.snapshot import LagSnapshot
 from ops.lag.status import GroupStatus
@@ -102,14 +102,14 @@ def exit_status(snapshot: LagSnapshot) -> int:
     return EXIT_ERR if snapshot.status is GroupStatus.ERR else EXIT_OK
 
 
-def _setup(args: argparse.Namespace) -> tuple[LagReader, tuple[WatchedGroup, ...], LagSettings]:
+def _setup(args: argparse.Namespace) -> tuple[str, tuple[WatchedGroup, ...], LagSettings]:
     env = Env()
     settings = LagSettings.from_env(env)
     if args.window is not None:
         settings = dataclasses.replace(settings, window_s=args.window)
     bootstrap = args.bootstrap_servers or ConnectionSettings.from_env(env).kafka()
     groups = select(storee_groups(env), args.groups, args.topics)
-    return LagReader(bootstrap, timeout_s=settings.fetch_timeout_s), groups, settings
+    return bootstrap, groups, settings
 
 
 def _lag(args: argparse.Namespace) -> int:
@@ -117,7 +117,8 @@ def _lag(args: argparse.Namespace) -> int:
         raise LagError(f"--samples must be at least 1, got {args.samples}")
     if args.interval < 0 or (args.watch is not None and args.watch <= 0):
         raise LagError("--interval must not be negative and --watch must be positive")
-    reader, groups, settings = _setup(args)
+    bootstrap, groups, settings = _setup(args)
+    reader = LagReader(bootstrap, timeout_s=settings.fetch_timeout_s)
     monitor = LagMonitor(reader, groups, settings)
     # Piped into a log (cron, CI), rich would fold the table into 80 columns.
     console = Console() if Console().is_terminal else Console(width=160)
@@ -163,24 +164,21 @@ def _watch(monitor: LagMonitor, console: Console, every: float, *, as_json: bool
 
 
 def _serve(args: argparse.Namespace) -> int:
-    reader, groups, settings = _setup(args)
-    interval = args.sample_interval or settings.sample_interval_s
-    sampler = LagSampler(LagMonitor(reader, groups, settings), interval)
-    exporter = LagExporter(sampler, args.host, args.port)
+    bootstrap, groups, settings = _setup(args)
+    service = start_lag_service(
+        bootstrap, groups, settings, host=args.host, port=args.port, interval_s=args.sample_interval
+    )
     console = Console(stderr=True)
     stop = threading.Event()
     # In a container this is process 1, which ignores SIGTERM unless it handles it.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sampler.start()
-    exporter.start()
-    console.print(f"lag exporter on {exporter.url}/metrics (observing every {interval:g}s); Ctrl-C stops")
+    every = service.sampler.interval_s
+    console.print(f"lag exporter on {service.url}/metrics (observing every {every:g}s); Ctrl-C stops")
     try:
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:
         pass
     finally:
-        exporter.stop()
-        sampler.stop()
-        reader.close()
+        service.stop()
     return 0

@@ -76,6 +76,10 @@ class LagSampler:
         self._observed = threading.Event()
 
     @property
+    def interval_s(self) -> float:
+        return self._interval
+
+    @property
     def latest(self) -> LagSnapshot | None:
         with self._lock:
             return self._latest
