@@ -11,6 +11,7 @@ from collections import Counter
 import imageio.v2 as imageio
 import pytest
 
+from ops.bench.system_under_test import PARAMS
 from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from schemas.events import BatchReady, StoryCompleted, StorySubmitted
@@ -22,14 +23,6 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CODEC = Codec()
-PARAMS = {
-    "width": 64,
-    "height": 64,
-    "num_frames": 5,
-    "fps": 8,
-    "num_inference_steps": 2,
-    "guidance_scale": 5.0,
-}
 
 
 def submit(running: RunningSystem, tier: str, prompts: list[str], title: str) -> str:
