@@ -111,6 +111,28 @@ def test_a_group_that_stopped_consuming_shows_stop_and_its_real_lag_in_seconds(
     assert later.verdict.status is PartitionStatus.STOP
 
 
+def test_storee_lag_exits_2_when_a_group_is_err(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ops.cli import main
+
+    topic = make_topic(f"{topic_prefix}work")
+    group = f"{topic_prefix}stopped"
+    commit(kafka_bootstrap, group, topic, 0)
+    produce(kafka_bootstrap, topic, 2)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)  # put back after the test
+    monkeypatch.setenv("MONGODB_URL", "mongodb://127.0.0.1:1")
+    args = ["lag", "--group", group, "--samples", "2", "--interval", "0.2"]
+    assert main([*args, "--window", "3600"]) == 0  # records younger than the window: not yet STOP
+    assert main([*args, "--window", "0.1"]) == 2
+    out = capsys.readouterr().out
+    assert "STOP" in out and "ERR" in out and group in out
+
+
 def test_a_member_holding_its_offset_while_records_arrive_shows_stall(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
