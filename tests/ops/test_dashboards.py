@@ -22,6 +22,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,15 @@ def variable_queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def as_sent(expr: str, board: dict[str, Any]) -> str:
-    """The query with Grafana's variables replaced: built-ins by their usual values, ours by "All"."""
+def as_sent(expr: str, board: dict[str, Any], chosen: dict[str, str] | None = None) -> str:
+    """The query with Grafana's variables replaced: built-ins by their usual values, ours by the
+    ``chosen`` value or, by default, "All"."""
     for name, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(name, value)
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
-            expr = re.sub(rf"\$\{{?{variable['name']}\}}?\b", variable.get("allValue") or ALL, expr)
+            value = (chosen or {}).get(variable["name"]) or variable.get("allValue") or ALL
+            expr = re.sub(rf"\$\{{?{variable['name']}\}}?\b", value, expr)
     assert "$" not in expr, f"unreplaced variable in {expr}"
     return expr
 
@@ -389,6 +392,10 @@ def _work_round(h: Harness) -> None:
     wait_for(completed, 60, f"stories {stories} to complete")
 
 
+def _all_have_data(prometheus: Prometheus, queries: list[tuple[str, str]]) -> bool:
+    return not _without_data(prometheus, queries)
+
+
 def _without_data(prometheus: Prometheus, queries: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The queries whose result is empty or only NaN (a quantile over no observations)."""
     return [
@@ -433,16 +440,21 @@ def test_every_panel_query_returns_data_from_a_prometheus_scraping_the_system(
             wait_for(lambda: all(map(prometheus.query, FIRST_SEEN)), 10, f"Prometheus to have {FIRST_SEEN}")
             _work_round(h)
 
-            # 3. Every panel's query, as Grafana sends it, returns data.
-            queries = [(where, as_sent(expr, board)) for where, expr in panel_queries(board)]
-            try:
-                wait_for(
-                    lambda: not _without_data(prometheus, queries), 20, "every panel's query to return data"
-                )
-            except AssertionError:
-                pytest.fail(f"panels without data: {_without_data(prometheus, queries)}")
-            for name, metric, label in variable_queries(board):
-                assert prometheus.label_values(label, metric), f"variable {name}: no values"
+            # 3. Every panel's query, as Grafana sends it, returns data: with "All" selected, and with
+            #    one value of each variable (a matcher on a label the series lack matches "All" too).
+            values = {
+                name: prometheus.label_values(label, metric)
+                for name, metric, label in variable_queries(board)
+            }
+            assert all(values.values()), f"variables without values: {values}"
+            for chosen in ({}, {name: found[0] for name, found in values.items()}):
+                queries = [(where, as_sent(expr, board, chosen)) for where, expr in panel_queries(board)]
+                try:
+                    wait_for(partial(_all_have_data, prometheus, queries), 20, "every panel's data")
+                except AssertionError:
+                    pytest.fail(
+                        f"panels without data ({chosen or 'All'}): {_without_data(prometheus, queries)}"
+                    )
 
             # 4. The alert rules evaluate without errors on the real series.
             rules = prometheus.rules()
