@@ -51,7 +51,9 @@ def render(snapshot: LagSnapshot) -> RenderableType:
     for group in snapshot.groups:
         status = group.status
         if not group.topics:
-            table.add_row(group.group, "-", "-", "0", "0", "0.0", Text(status.value, _STYLE[status]), "0")
+            table.add_row(
+                group.group, "(no topic found)", "-", "0", "0", "0.0", Text(status.value, _STYLE[status]), "0"
+            )
         for topic in group.topics:
             topic_status = topic.status
             label = Text(topic_status.value, _STYLE[topic_status])
