@@ -13,6 +13,10 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gpu_consumers.outcomes import TaskOutcome
+from gpu_consumers.work import RefusalReason
+from schemas.records import Tier
+
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 _SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -56,7 +60,7 @@ class ConsumerMetrics:
             registry=self.registry,
         ).labels(**labels)
         # outcome: completed, reused (completed before, re-announced without rendering), failed,
-        # expired, cancelled (skipped without an event).
+        # expired, cancelled (skipped without an event), probe (the end-to-end probe, ended unrendered).
         self.tasks = Counter(
             "storee_gpu_tasks", "Tasks by end state", ["pool", "outcome"], registry=self.registry
         )
@@ -102,6 +106,15 @@ class ConsumerMetrics:
             ["pool"],
             registry=self.registry,
         ).labels(**labels)
+        # Every series a dashboard rates exists from the start at 0: a labelled counter that first
+        # appears at 1 hides its first increment from rate().
+        for tier in Tier:
+            self.batches.labels(pool, tier.value)
+            self.queue_wait.labels(pool, tier.value)
+        for outcome in TaskOutcome:
+            self.tasks.labels(pool, outcome.value)
+        for reason in RefusalReason:
+            self.records_refused.labels(pool, reason.value)
         self._lock = threading.Lock()
         self._first_start: float | None = None
         self._pipeline_total = 0.0

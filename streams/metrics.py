@@ -7,6 +7,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 _MS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0)
 
 
+# The agents that dead-letter records (their ``AGENT`` names).
+DEAD_LETTERING_AGENTS = ("splitter", "batcher", "materializer")
+
+
 class StreamMetrics:
     """Events in and out per agent, batch sizes and waits, pending tasks, view writes, dead letters."""
 
@@ -68,6 +72,8 @@ class StreamMetrics:
             ["agent"],
             registry=r,
         )
+        for agent in DEAD_LETTERING_AGENTS:  # at 0 from the start, so rate() sees the first dead letter
+            self.dlq.labels(agent)
         self._tasks_batched = 0
         self._batches = 0
 

@@ -85,3 +85,13 @@ def test_the_command_runs_the_app_its_build_makes(monkeypatch: pytest.MonkeyPatc
     assert args.handler(args) == 3
     assert seen["app"] == "the app" and seen["loglevel"] == "warning"
     assert seen["settings"].catalog.stories_submitted == "cmd.stories.submitted"
+
+
+def test_dead_letter_counters_exist_from_the_start() -> None:
+    from prometheus_client import generate_latest
+
+    from streams.metrics import StreamMetrics
+
+    text = generate_latest(StreamMetrics().registry).decode()
+    for agent in ("splitter", "batcher", "materializer"):
+        assert f'storee_streams_dlq_total{{agent="{agent}"}} 0.0' in text
