@@ -5,6 +5,10 @@ useless (nothing to brute-force), and it lets a lookup go straight to the docume
 one *user* of its account: the per-user rate limit counts per key, the per-account one per account.
 Lookups are cached for a few seconds per process: the MongoDB-wire server is slow per operation, and a
 revoked key that keeps working for ``api_key_cache_ttl_s`` is the price.
+
+The end-to-end probe's account (:data:`schemas.ids.PROBE_ACCOUNT`) is nobody's: no key is ever added
+to it, and a key that names it (put into the database by hand) authenticates no one, so no caller can
+submit, read or cancel as the probe.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.ids import now_ms
+from schemas.ids import PROBE_ACCOUNT, now_ms
 from schemas.records import Tier
 from schemas.view import ACCOUNTS, API_KEYS
 
@@ -68,6 +72,8 @@ class AccountStore:
         return NewAccount(account_id, tier, name, api_key)
 
     async def add_key(self, account_id: str) -> str:
+        if account_id == PROBE_ACCOUNT:
+            raise ValueError(f"account_id {account_id!r} is reserved for the end-to-end probe")
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(api_key)
         await self._keys.insert_one(
@@ -91,7 +97,7 @@ class AccountStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         key = await self._keys.find_one({"_id": digest})
-        if key is None or key.get("revoked"):
+        if key is None or key.get("revoked") or key.get("account_id") == PROBE_ACCOUNT:
             return None
         account = await self._accounts.find_one({"_id": key["account_id"]})
         if account is None:

@@ -1,9 +1,9 @@
 """What became of each task of one batch so far: the ledger a failed batch is ended from.
 
 A task has at most one outcome: ``completed`` (rendered now), ``reused`` (completed earlier, its
-stored output re-announced), ``failed``, ``expired`` or ``cancelled`` (skipped, no event). When
-handling a batch fails part-way, every task still :meth:`open` is failed with the reason, so no task
-of the batch is left without an end.
+stored output re-announced), ``failed``, ``expired``, ``cancelled`` (skipped, no event) or ``probe``
+(the end-to-end probe's, ended without a render). When handling a batch fails part-way, every task
+still :meth:`open` is failed with the reason, so no task of the batch is left without an end.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class TaskOutcome(enum.StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    PROBE = "probe"  # the end-to-end probe's task, ended without a render (gpu_consumers.probes)
 
 
 class BatchOutcomes:

@@ -11,7 +11,9 @@ Run before a batch's pipeline call, and the cancelled and expiry checks again be
   TaskCompleted is re-emitted from the manifest (``run_ms`` 0, ``gpu_seconds`` 0), which also heals a
   crash between storing and publishing; counted as ``reused``. The ``rerender`` hook is where an
   explicit operator re-render request will plug in;
-* expired: a task past its deadline ends as TaskExpired.
+* expired: a task past its deadline ends as TaskExpired;
+* probes: a task of the end-to-end probe ends at once with TaskStarted and TaskCompleted, no render
+  (:mod:`gpu_consumers.probes`); counted as ``probe``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from gpu_consumers import results
+from gpu_consumers import probes, results
 from gpu_consumers.admission import task_problem
 from gpu_consumers.cancellations import Cancellations, NoCancellations
 from gpu_consumers.endings import Endings
@@ -82,6 +84,8 @@ class Triage:
                 run.first_error = run.first_error or problem
             elif self.cancelled(task):
                 self.skip_cancelled(run, task, "before the batch ran")
+            elif probes.is_probe(task):
+                self._end_probe(run, task)
             else:
                 candidates.append(task)
         lookups = [task for task in candidates if not self._rerender(run.batch, task)]
@@ -161,6 +165,14 @@ class Triage:
             task.task_id,
             run.batch.batch_id,
             manifest.batch_id,
+        )
+
+    def _end_probe(self, run: BatchRun, task: BatchTask) -> None:
+        for event in probes.probe_events(run.batch, task, self.consumer_id):
+            self.publisher.event(event)
+        run.outcomes.end(task, TaskOutcome.PROBE)
+        log.debug(
+            "probe task ended without a render task_id=%s batch_id=%s", task.task_id, run.batch.batch_id
         )
 
     def _expire_one(self, run: BatchRun, task: BatchTask, deadline: int, now: int) -> None:

@@ -14,6 +14,8 @@ The rules, and why:
   JSON reader keeps them exact); attempts up to 100; scene indexes below ``task_count`` and at most
   :data:`MAX_TASKS` tasks; floats finite; sizes, frames, steps, guidance and seeds within the ranges
   below, generous for every model we serve but far from what breaks an allocator.
+* the probe: a story id starting with ``storee-probe-`` belongs to the account ``storee-probe`` and
+  that account submits nothing else (:data:`schemas.ids.PROBE_ACCOUNT`), so an id tells a probe.
 * text: prompts, story text, titles and messages have a length cap.
 
 Which pools exist is deployment configuration, not contract: consumers check that themselves and fail
@@ -41,7 +43,7 @@ from schemas.events import (
     TaskStarted,
 )
 from schemas.exceptions import ContractError
-from schemas.ids import BATCH_ID_PREFIX, batch_id
+from schemas.ids import BATCH_ID_PREFIX, PROBE_ACCOUNT, batch_id, is_probe_story
 from schemas.records import BatchTask, GenerationParams, MediaRef, OutputArtifact, Scene
 
 MAX_ID_CHARS = 128
@@ -176,6 +178,11 @@ def check(event: Event) -> Event:
 def _story_submitted(c: _Check, e: StorySubmitted) -> None:
     c.story("story_id", e.story_id)
     c.id("account_id", e.account_id)
+    if is_probe_story(e.story_id) != (e.account_id == PROBE_ACCOUNT):
+        # Rooms recognise a probe by its story id alone; a user's story must never look like one.
+        raise c.fail(
+            "account_id", f"only the probe account {PROBE_ACCOUNT!r} submits probe stories, and only those"
+        )
     c.token("model", e.model, _MODEL)
     c.text("title", e.title, MAX_TITLE_CHARS)
     c.params("params", e.params)

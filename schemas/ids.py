@@ -12,6 +12,13 @@ import uuid
 from collections.abc import Iterable
 
 BATCH_ID_PREFIX = "b-"
+# The end-to-end probe's account (ops/lag/probe.py). Its stories take the real path through the
+# splitter, batcher and GPU consumers, but the GPU consumers complete their tasks without rendering and
+# the materializer keeps them out of the job view. The gateway never creates or authenticates this
+# account, and the contract ties it to the story id prefix both ways, so every room can tell a probe from
+# any event that names its story (task ids start with the story id too).
+PROBE_ACCOUNT = "storee-probe"
+PROBE_STORY_PREFIX = "storee-probe-"
 # 96 bits: a collision needs about 2**48 batches, far beyond any topic's lifetime.
 _BATCH_DIGEST_CHARS = 24
 
@@ -34,6 +41,11 @@ def task_id(story_id: str, index: int) -> str:
         raise ValueError(f"index must be >= 0, got {index}")
     # The index is the text after the last ':', so different (story_id, index) pairs never collide.
     return f"{story_id}:{index}"
+
+
+def is_probe_story(story_id: str) -> bool:
+    """Whether ``story_id`` (or a task id, which starts with its story's) is the end-to-end probe's."""
+    return story_id.startswith(PROBE_STORY_PREFIX)
 
 
 def batch_id(task_ids: Iterable[str]) -> str:
