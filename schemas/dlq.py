@@ -22,6 +22,18 @@ ERROR_MESSAGE = HEADER_PREFIX + "error.message"
 SERVICE = HEADER_PREFIX + "service"
 FAILED_AT = HEADER_PREFIX + "failed_at"
 
+# Replay bookkeeping (``storee dlq replay``). These names sit outside ``storee.dlq.*`` on purpose: a
+# replayed record that fails again keeps ``REPLAYED_FROM`` in its new dead letter (``original_headers``
+# drops only ``storee.dlq.*``), and a replay marker, which the replay tool writes to the DLQ topic, has
+# no ``storee.dlq.origin.*`` headers, so no reader counts it as a dead letter of any origin.
+REPLAY_PREFIX = "storee.replay."
+REPLAYED_FROM = REPLAY_PREFIX + "from"  # on the replayed record: the dead letter's id
+REPLAY_OF = REPLAY_PREFIX + "of"  # on a replay marker: the id of the dead letter it replayed
+REPLAY_TOPIC = REPLAY_PREFIX + "topic"
+REPLAY_PARTITION = REPLAY_PREFIX + "partition"
+REPLAY_OFFSET = REPLAY_PREFIX + "offset"
+REPLAYED_AT = REPLAY_PREFIX + "at"
+
 # Kafka headers are small by convention; a traceback-sized message would bloat every DLQ record.
 MAX_ERROR_MESSAGE_BYTES = 2048
 
@@ -126,6 +138,11 @@ def original_headers(headers: HeadersLike) -> list[tuple[str, bytes | None]]:
     A record replayed from the DLQ that fails again gets a fresh reason, not two conflicting ones.
     """
     return [(name, value) for name, value in _pairs(headers) if not name.startswith(HEADER_PREFIX)]
+
+
+def is_replay_marker(headers: HeadersLike) -> bool:
+    """Whether a record on the DLQ topic is a replay marker rather than a dead letter."""
+    return any(name == REPLAY_OF for name, _ in _pairs(headers))
 
 
 def error_class_name(error: BaseException) -> str:

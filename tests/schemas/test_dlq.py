@@ -77,3 +77,17 @@ def test_from_headers_accepts_a_mapping_and_names_what_is_missing() -> None:
 def test_error_class_names() -> None:
     assert error_class_name(ValueError()) == "ValueError"
     assert error_class_name(CodecError()) == "schemas.exceptions.CodecError"
+
+
+def test_a_replay_marker_is_told_apart_from_a_dead_letter() -> None:
+    from schemas.dlq import REPLAY_OF, REPLAYED_FROM, is_replay_marker
+
+    letter = dead_letter(**_letter())  # type: ignore[arg-type]
+    assert not is_replay_marker(letter.headers)
+    assert is_replay_marker({REPLAY_OF: b"0:5"})
+    assert not is_replay_marker([(REPLAYED_FROM, b"0:5")])  # a replayed record is not a marker
+    # A replayed record that fails again keeps where it was replayed from in its new dead letter.
+    again = dead_letter(**_letter(headers=[*letter.headers, (REPLAYED_FROM, b"0:5")]))  # type: ignore[arg-type]
+    assert (REPLAYED_FROM, b"0:5") in again.headers
+    with pytest.raises(DeadLetterError):
+        DeadLetter.from_headers({REPLAY_OF: b"0:5"})
