@@ -17,6 +17,10 @@ anyway stays completed. Story fields (counts, progress, status, outputs, times) 
 story's task documents every time. The documents' types, and the bookkeeping fields (names starting
 with ``_``, which readers ignore), are in :mod:`streams.view_doc`.
 
+The end-to-end probe's stories (:func:`schemas.ids.is_probe_story`) are never the job view's: the
+materializer takes them apart with :func:`apart_probes`, reduces them in memory with the same
+:func:`reduce_story` (so their StoryCompleted comes exactly as a user's would) and writes nothing.
+
 Pure logic, named for what it computes; its I/O shell is :mod:`streams.view_loop` (the materializer),
 which stores documents through :mod:`streams.view_store`.
 """
@@ -40,6 +44,7 @@ from schemas.events import (
     TaskRequested,
     TaskStarted,
 )
+from schemas.ids import is_probe_story
 from schemas.view import TERMINAL_TASK_STATUSES, StoryStatus, TaskStatus
 from streams.event_ids import derived_event_id
 from streams.exceptions import StreamsError
@@ -89,6 +94,17 @@ class StoryView:
     story: StoryDoc
     tasks: dict[str, TaskDoc]
     completed: StoryCompleted | None
+
+
+def apart_probes(
+    facts: Mapping[str, list[Fact]],
+) -> tuple[dict[str, list[Fact]], dict[str, list[Fact]]]:
+    """Facts by story id split into (users' stories, the end-to-end probe's stories)."""
+    users: dict[str, list[Fact]] = {}
+    probes: dict[str, list[Fact]] = {}
+    for story_id, story_facts in facts.items():
+        (probes if is_probe_story(story_id) else users)[story_id] = story_facts
+    return users, probes
 
 
 def reduce_story(

@@ -18,6 +18,13 @@ the DLQ and the rest of the flush is written. Outages are waited out in place: w
 is unreachable the same flush is retried with backoff (``storee_streams_waiting_for_dependency``), the
 offsets stay uncommitted, and the worker's splitter and batcher keep running.
 
+The end-to-end probe's stories (``ops/lag/probe.py``) are consumed and committed like any other, and
+reduced by the same :func:`~streams.view.reduce_story`, but in memory only (the last
+:data:`PROBE_STORIES` of them): their StoryCompleted is produced as a user's would be, and no document
+of the probe is ever written, so the job view holds users' stories alone. After a restart a probe in
+flight never completes; the prober counts it as a timeout. The sweeper reads the job view, so it never
+sees a probe either.
+
 A story's documents are read from MongoDB only when this materializer does not remember writing them
 (:mod:`streams.view_cache`); a busy story is then written every flush but read once.
 
@@ -31,7 +38,7 @@ import functools
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -47,7 +54,7 @@ from streams.dead_letters import letter_for
 from streams.exceptions import UnexpectedEvent, ViewConflict
 from streams.metrics import StreamMetrics
 from streams.settings import VIEW_FLUSH_MAX
-from streams.view import SceneCounter, StoryView, reduce_story
+from streams.view import SceneCounter, StoryView, apart_probes, reduce_story
 from streams.view_cache import ViewCache
 from streams.view_doc import StoryDoc, TaskDoc
 from streams.view_facts import Fact, RejectedStory, expand, story_id_of, task_id_of
@@ -59,6 +66,7 @@ AGENT = "materializer"
 MAX_CONFLICT_RETRIES = 5
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
+PROBE_STORIES = 256  # probe stories remembered in memory; a few rounds in flight need far fewer
 
 
 def outage_cause(error: BaseException) -> str | None:
@@ -118,6 +126,7 @@ class Materializer:
         self.flush_s = flush_s
         self._events_in = metrics.events_in.labels(AGENT)
         self.cache = ViewCache(cache_stories)
+        self._probes: OrderedDict[str, StoryView] = OrderedDict()
 
     def run(self, stop: threading.Event) -> None:
         """Consume, materialize and commit until ``stop`` is set; outages are waited out, never fatal."""
@@ -202,7 +211,9 @@ class Materializer:
                 story_id = story_id_of(fact)
                 facts[story_id].append(fact)
                 sources[story_id].append(message)
-        self.materialize(facts, sources)
+        users, probes = apart_probes(facts)
+        self._reduce_probes(probes)
+        self.materialize(users, sources)
         if self.producer.flush(30):
             raise KafkaUnavailable("dead letters were not acknowledged within 30s")
 
@@ -280,6 +291,32 @@ class Materializer:
             if story_id not in conflicts:
                 self.cache.put(story_id, view.story, view.tasks)
         return conflicts
+
+    def _reduce_probes(self, facts: Mapping[str, list[Fact]]) -> None:
+        """Reduce the probe's stories in memory and produce the StoryCompleted that became due.
+
+        The new views are remembered only once their StoryCompleted is acknowledged, so a flush retried
+        after an outage reduces and emits them again (idempotently, as for users' stories).
+        """
+        views: dict[str, StoryView] = {}
+        for story_id, story_facts in facts.items():
+            old = self._probes.get(story_id)
+            try:
+                views[story_id] = reduce_story(
+                    story_id,
+                    old.story if old is not None else None,
+                    old.tasks if old is not None else {},
+                    story_facts,
+                    count_scenes=self.count_scenes,
+                )
+            except Exception:  # noqa: BLE001 - a probe's trouble must never hold users' stories up
+                log.exception("probe story_id=%s cannot be reduced; the prober will time it out", story_id)
+        self._emit_completed([view for view in views.values() if view.completed is not None])
+        for story_id, view in views.items():
+            self._probes.pop(story_id, None)
+            self._probes[story_id] = view
+        while len(self._probes) > PROBE_STORIES:
+            self._probes.popitem(last=False)
 
     def _emit_completed(self, views: list[StoryView]) -> None:
         """Produce StoryCompleted for stories that just finished, and wait until Kafka has them all."""
