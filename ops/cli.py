@@ -18,7 +18,9 @@ from collections.abc import MutableMapping, Sequence
 from gateway import commands as gateway_commands
 from gpu_consumers import commands as gpu_commands
 from ops import client_commands, schema_history, topics, up
+from ops.dlq import commands as dlq_commands
 from ops.lag import commands as lag_commands
+from ops.replay import commands as replay_commands
 from ops.runtime.entry import command_parser, configure_logging, dispatch
 from ops.stack import commands as stack_commands
 from ops.stack import local_bootstrap_servers, local_mongodb_url
@@ -34,6 +36,8 @@ REGISTERS = (
     streams_commands.register,
     gpu_commands.register,
     lag_commands.register,
+    dlq_commands.register,
+    replay_commands.register,
 )
 # These start, stop or read the local stack themselves: an address filled in for them would make the
 # stack take its own servers for external ones.
