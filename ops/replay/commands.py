@@ -170,6 +170,8 @@ def _replay(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     else:
         _print(plans, status, executed=executed, execute=args.execute)
+    for refusal in (r for p in plans for r in p.refusals):  # on stderr for people and scripts alike
+        print(f"storee replay: refused: {refusal}", file=sys.stderr)
     return status
 
 
@@ -185,10 +187,7 @@ def _print(plans: list[ReplayPlan], status: int, *, executed: bool, execute: boo
     console = Console() if sys.stdout.isatty() else Console(width=200)
     for plan in plans:
         console.print(render(plan))
-    if status == EXIT_REFUSED:
-        for refusal in (r for p in plans for r in p.refusals):
-            print(f"storee replay: refused: {refusal}", file=sys.stderr)
-    elif status == EXIT_NOOP:
+    if status == EXIT_NOOP:
         console.print("nothing to change: every partition is already at its target")
     elif executed:
         console.print("[green]applied[/green]: the offsets above are committed")
