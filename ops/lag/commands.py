@@ -8,7 +8,8 @@ threshold (WARN) or than the window with nobody consuming (STOP), offsets moved 
 ``--window`` overrides ``LAG_WINDOW_S``. Exit status: 0 when no group is ERR, 2 when one is, 1 on errors.
 
 ``storee lag serve`` runs the Prometheus exporter (:mod:`ops.lag.exporter`) on ``--host``:``--port``
-(127.0.0.1:9308 by default), observing every ``LAG_SAMPLE_INTERVAL_S``.
+(127.0.0.1:9308 by default), observing every ``LAG_SAMPLE_INTERVAL_S``, and runs the end-to-end probe
+every ``LAG_PROBE_INTERVAL_S`` (30 s; 0: off; :mod:`ops.lag.prober`).
 """
 
 from __future__ import annotations
@@ -173,7 +174,10 @@ def _serve(args: argparse.Namespace) -> int:
     # In a container this is process 1, which ignores SIGTERM unless it handles it.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     every = service.sampler.interval_s
-    console.print(f"lag exporter on {service.url}/metrics (observing every {every:g}s); Ctrl-C stops")
+    probing = f", probing every {service.prober.interval_s:g}s" if service.prober is not None else ""
+    console.print(
+        f"lag exporter on {service.url}/metrics (observing every {every:g}s{probing}); Ctrl-C stops"
+    )
     try:
         while not stop.wait(1.0):
             pass

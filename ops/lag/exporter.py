@@ -10,8 +10,10 @@ Metric names are fixed (dashboards and alert rules use them): ``kafka_consumergr
 ``kafka_consumergroup_current_offset``, ``kafka_topic_partition_current_offset``,
 ``kafka_consumergroup_members``, ``storee_consumergroup_status``, ``storee_partition_status``,
 ``storee_stage_wait_seconds``, ``storee_stage_lag``, ``storee_lag_observation_seconds``,
-``storee_lag_observation_errors_total``. A lag in seconds that cannot be known (no timestamp on the
-record) is left out rather than reported as 0.
+``storee_lag_observation_errors_total``; with the end-to-end probe on (``LAG_PROBE_INTERVAL_S``), also
+``storee_probe_latency_seconds``, ``storee_probe_timeouts_total`` and
+``storee_probe_last_success_timestamp_seconds`` (:mod:`ops.lag.prober`). A lag in seconds that
+cannot be known (no timestamp on the record) is left out rather than reported as 0.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ untiered stage (splitter, batcher, materializer, other groups) is older; ``LAG_W
 ``LAG_SAMPLE_INTERVAL_S`` [10]: how often the exporter observes. ``LAG_FETCH_TIMEOUT_S`` [5]: how long
 one observation waits for Kafka. ``LAG_EXPORTER_PORT`` [9308; 0: off] and ``LAG_EXPORTER_HOST``
 [127.0.0.1]: where ``storee up`` serves the exporter.
+
+The end-to-end probe (:mod:`ops.lag.prober`), run by the exporter (``storee lag serve`` and ``storee
+up``): ``LAG_PROBE_INTERVAL_S`` [30; 0: off]: seconds between probe rounds (one probe story per tier);
+``LAG_PROBE_TIMEOUT_S`` [60]: a probe that has not reached every stage by then counts as a timeout;
+``LAG_PROBE_POOL`` [default]: the pool whose path the probe takes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class LagSettings:
     fetch_timeout_s: float = 5.0
     exporter_host: str = "127.0.0.1"
     exporter_port: int = 9308
+    probe_interval_s: float = 30.0
+    probe_timeout_s: float = 60.0
+    probe_pool: str = "default"
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> LagSettings:
@@ -41,6 +49,9 @@ class LagSettings:
             fetch_timeout_s=env.float("LAG_FETCH_TIMEOUT_S", 5.0, minimum=0.1),
             exporter_host=env.str("LAG_EXPORTER_HOST", "127.0.0.1"),
             exporter_port=env.int("LAG_EXPORTER_PORT", 9308, minimum=0, maximum=65535),
+            probe_interval_s=env.float("LAG_PROBE_INTERVAL_S", 30.0, minimum=0.0),
+            probe_timeout_s=env.float("LAG_PROBE_TIMEOUT_S", 60.0, minimum=1.0),
+            probe_pool=env.str("LAG_PROBE_POOL", "default"),
         )
 
     def warn_seconds_for(self, tier: str) -> float:
