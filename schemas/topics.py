@@ -24,6 +24,14 @@ TASKS_REQUESTED = "tasks.requested"
 TASK_EVENTS = "task.events"
 DLQ = "dlq"
 
+# The job view's rebuild sources (``streams.view_loop.view_topics``). FULL: a rebuild needs every record
+# since the first story, so retention must be forever. RECENT: the batches only add when and in which
+# batch a task waited (``batched_at``, the batch choice); a rebuild past their retention loses just that,
+# so they must keep at least REBUILD_RECENT_MIN_MS (a week: far past any task's deadline).
+REBUILD_FULL = "full"
+REBUILD_RECENT = "recent"
+REBUILD_RECENT_MIN_MS = 7 * DAY_MS
+
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _PREFIX = re.compile(r"[A-Za-z0-9._-]*")
 # No dots in pool names, so batches.<pool>.<tier> always splits one way.
@@ -43,6 +51,7 @@ class TopicSpec:
     retention_ms: int
     cleanup_policy: str
     min_insync_replicas: int
+    rebuild: str = ""  # REBUILD_FULL, REBUILD_RECENT, or "" when the job view is not built from it
 
     def config(self) -> dict[str, str]:
         """The topic-level Kafka configs the catalog manages, as the broker reports them."""
@@ -146,6 +155,7 @@ class TopicCatalog:
                     retention_ms=keep,
                     cleanup_policy="delete",
                     min_insync_replicas=min(min_insync_replicas, replication_factor),
+                    rebuild=_rebuild_role(base),
                 )
             )
         return cls(prefix, pools, tuple(topics))
@@ -196,6 +206,12 @@ class TopicCatalog:
         except ValueError:
             raise CatalogError(f"tier must be one of {[t.value for t in Tier]}, got {tier!r}") from None
         return f"{self.prefix}batches.{pool}.{tier.value}"
+
+
+def _rebuild_role(base: str) -> str:
+    if base in (STORIES_SUBMITTED, TASKS_REQUESTED, TASK_EVENTS):
+        return REBUILD_FULL
+    return REBUILD_RECENT if base.startswith("batches.") else ""
 
 
 def _check_positive(name: str, value: int) -> None:

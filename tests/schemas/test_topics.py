@@ -81,3 +81,24 @@ def test_unknown_pools_tiers_and_topics() -> None:
         catalog.batches("default", "gold")
     with pytest.raises(CatalogError, match="not in the catalog"):
         catalog.get("storee.nope")
+
+
+def test_every_rebuild_source_keeps_enough_for_a_rebuild() -> None:
+    from schemas.topics import FOREVER, REBUILD_FULL, REBUILD_RECENT, REBUILD_RECENT_MIN_MS
+
+    catalog = TopicCatalog.build(prefix="s.", pools=("wan", "audio"))
+    roles = {spec.base: spec.rebuild for spec in catalog}
+    assert roles["stories.submitted"] == roles["tasks.requested"] == roles["task.events"] == REBUILD_FULL
+    assert roles["batches.wan.free"] == REBUILD_RECENT and roles["dlq"] == ""
+    for spec in catalog:
+        if spec.rebuild == REBUILD_FULL:
+            assert spec.retention_ms == FOREVER, spec.name
+        elif spec.rebuild == REBUILD_RECENT:
+            assert spec.retention_ms == FOREVER or spec.retention_ms >= REBUILD_RECENT_MIN_MS, spec.name
+
+
+def test_the_rebuild_sources_are_the_topics_the_view_reads() -> None:
+    from streams.view_loop import view_topics
+
+    catalog = TopicCatalog.build(prefix="s.", pools=("wan",))
+    assert sorted(spec.name for spec in catalog if spec.rebuild) == sorted(view_topics(catalog))
