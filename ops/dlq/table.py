@@ -63,10 +63,14 @@ def list_table(rows: Sequence[Mapping[str, Any]], topic: str) -> Table:
         table.add_column(column, overflow="fold", justify="right" if column == "size" else "left")
     for row in rows:
         replays = row["replays"]
-        replayed = f"replayed at {replays[-1]['at']}" + (f" (x{len(replays)})" if len(replays) > 1 else "")
+        replayed = ""
+        if replays:
+            replayed = f"replayed at {replays[-1]['at']}" + (
+                f" (x{len(replays)})" if len(replays) > 1 else ""
+            )
         table.add_row(
             row["id"], row["failed_at"], row["service"] or "?", row["origin"], row["key"] or "",
-            str(row["size"]), row["reason"], replayed if replays else "",
+            str(row["size"]), row["reason"], replayed,
         )  # fmt: skip
     return table
 
