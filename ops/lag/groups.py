@@ -5,7 +5,8 @@ against ``streams.settings`` and ``gpu_consumers.settings``):
 
 - the Faust app's group, ``STREAMS_APP_ID`` (default ``<prefix>streams``): ``stories.submitted`` is the
   splitter's stage, ``tasks.requested`` the batcher's;
-- the materializer's group, ``MATERIALIZER_GROUP`` (default ``<app id>-view``): ``task.events``;
+- the materializer's group, ``MATERIALIZER_GROUP`` (default ``<app id>-view``): every topic the job view
+  is built from (:func:`streams.view_loop.view_topics`: stories, tasks, batches per tier, task events);
 - per pool and tier, ``<prefix>gpu-consumers.<pool>.<tier>``: ``batches.<pool>.<tier>``, stage
   ``gpu:<pool>``.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from ops.runtime.config import ConnectionSettings, Env, pool_names
 from schemas.records import Tier
 from schemas.topics import TopicCatalog
+from streams.view_loop import view_topics
 
 NO_TIER = "all"
 
@@ -66,7 +68,10 @@ def storee_groups(env: Env | None = None) -> tuple[WatchedGroup, ...]:
         ),
         WatchedGroup(
             env.str("MATERIALIZER_GROUP", f"{app_id}-view"),
-            (WatchedTopic(catalog.task_events, "materializer"),),
+            tuple(
+                WatchedTopic(topic, "materializer", _tier_of(catalog, topic))
+                for topic in view_topics(catalog)
+            ),
         ),
     ]
     for pool in pools:
@@ -78,6 +83,14 @@ def storee_groups(env: Env | None = None) -> tuple[WatchedGroup, ...]:
                 )
             )
     return tuple(groups)
+
+
+def _tier_of(catalog: TopicCatalog, topic: str) -> str:
+    for pool in catalog.pools:
+        for tier in Tier:
+            if topic == catalog.batches(pool, tier):
+                return tier.value
+    return NO_TIER
 
 
 def select(

@@ -135,4 +135,19 @@ def test_select_narrows_to_named_groups_and_topics() -> None:
     other = select(known, ["someone-else"], ["their.topic"])
     assert other == (WatchedGroup("someone-else", (), frozenset({"their.topic"})),)
     batcher = select(known, [], ["s.tasks.requested"])
-    assert [(g.group, [t.stage for t in g.topics]) for g in batcher] == [("s.streams", ["batcher"])]
+    # tasks.requested feeds the batcher and, like every topic the view is built from, the materializer.
+    assert [(g.group, [t.stage for t in g.topics]) for g in batcher] == [
+        ("s.streams", ["batcher"]),
+        ("s.streams-view", ["materializer"]),
+    ]
+
+
+def test_the_materializer_is_watched_on_every_topic_the_view_is_built_from() -> None:
+    (view,) = [g for g in storee_groups(Env({"TOPIC_PREFIX": "s."})) if g.group == "s.streams-view"]
+    assert [(t.topic, t.tier) for t in view.topics] == [
+        ("s.stories.submitted", "all"),
+        ("s.tasks.requested", "all"),
+        ("s.batches.default.premium", "premium"),
+        ("s.batches.default.free", "free"),
+        ("s.task.events", "all"),
+    ]
