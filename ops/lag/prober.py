@@ -126,8 +126,11 @@ class Prober:
         self._consumer.close()
         self._producer.close(5)
 
-    def round(self, tiers: tuple[Tier, ...] = tuple(Tier)) -> list[ProbeResult]:
-        """Submit one probe per tier and follow them until each finished or the timeout passed."""
+    def round(
+        self, tiers: tuple[Tier, ...] = tuple(Tier), stop: threading.Event | None = None
+    ) -> list[ProbeResult]:
+        """Submit one probe per tier and follow them until each finished or the timeout passed; a round
+        ``stop`` ends early reports nothing (shutting down is no probe's timeout)."""
         self._rounds += 1
         start = self._clock()
         self._assign_from(start - _CLOCK_SLACK_MS)
@@ -136,6 +139,9 @@ class Prober:
         keys = {trace.story_id.encode(): trace for trace in traces}
         batch_topics = {topic for _, topic in self.target.batches}
         while time.monotonic() < deadline and not all(t.done for t in traces):
+            if stop is not None and stop.is_set():
+                self._consumer.unassign()
+                return []
             message = self._consumer.poll(_POLL_S)
             if message is not None and message.error() is None:
                 topic = message.topic()
@@ -217,14 +223,14 @@ class ProbeLoop:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.prober.timeout_s + 10)
+            self._thread.join(self.prober.timeout_s)
         self.prober.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                for result in self.prober.round():
+                for result in self.prober.round(stop=self._stop):
                     self.metrics.record(result)
                     self.last[result.tier] = result
                     if not result.done:
