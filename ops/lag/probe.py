@@ -41,6 +41,7 @@ from schemas.events import (
 )
 from schemas.ids import PROBE_ACCOUNT, PROBE_STORY_PREFIX, task_id
 from schemas.records import GenerationParams, Scene, TaskType, Tier
+from schemas.topics import TopicCatalog
 
 STAGES = ("split", "batch", "dispatch", "run", "complete", "view")
 # The smallest clip every pipeline accepts; the GPU consumer never renders it anyway.
@@ -68,21 +69,27 @@ def probe_target(groups: Sequence[WatchedGroup], pool: str) -> ProbeTarget | Non
     """Where the probe of ``pool`` goes, from the stages of Storee's groups; ``None`` when one is missing
     (the exporter was narrowed with ``--group``/``--topic``, or the pool is not deployed)."""
     by_stage: dict[tuple[str, str], tuple[str, str]] = {}
+    materializer: dict[str, set[str]] = {}  # the materializer's group reads several topics
     for group in groups:
         for topic in group.topics:
-            if topic.stage is not None:
+            if topic.stage == "materializer":
+                materializer.setdefault(group.group, set()).add(topic.topic)
+            elif topic.stage is not None:
                 by_stage[(topic.stage, topic.tier)] = (group.group, topic.topic)
-    wanted = [("splitter", "all"), ("batcher", "all"), ("materializer", "all")]
-    wanted += [(f"gpu:{pool}", tier.value) for tier in Tier]
+    wanted = [("splitter", "all"), ("batcher", "all")] + [(f"gpu:{pool}", tier.value) for tier in Tier]
     if any(key not in by_stage for key in wanted):
         return None
-    materializer_group, task_events = by_stage[("materializer", "all")]
+    stories = by_stage[("splitter", "all")][1]
+    catalog = TopicCatalog.build(prefix=stories.removesuffix("stories.submitted"), pools=(pool,))
+    readers = [name for name, topics in materializer.items() if catalog.task_events in topics]
+    if len(readers) != 1:
+        return None
     return ProbeTarget(
         pool=pool,
-        stories_submitted=by_stage[("splitter", "all")][1],
+        stories_submitted=stories,
         tasks_requested=by_stage[("batcher", "all")][1],
-        task_events=task_events,
-        materializer_group=materializer_group,
+        task_events=catalog.task_events,
+        materializer_group=readers[0],
         batches=tuple((tier, by_stage[(f"gpu:{pool}", tier.value)][1]) for tier in Tier),
     )
 
