@@ -1,7 +1,10 @@
 """Reading the job view (``schemas/view.py``): stories and tasks of one account, never another's.
 
 Every query filters on ``account_id``, so another account's story reads exactly like a missing one.
-The gateway never writes these collections; the materializer in ``streams/`` does.
+The gateway never writes these collections; the materializer in ``streams/`` does. It reads the live
+generation of the view (:mod:`ops.runtime.view_pointer`), re-reading the pointer at most every second,
+so ``storee view rebuild`` and ``storee view rollback`` switch its reads without a restart (the
+generations hold the same stories when they swap).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.exceptions import InvalidRequest, NotFound
-from schemas.view import STORIES, TASKS, StoryStatus, TaskStatus
+from ops.runtime.view_pointer import POINTER_COLLECTION, POINTER_ID, PointerCache, collection_names
+from schemas.view import StoryStatus, TaskStatus
 
 WAITING = [TaskStatus.QUEUED.value, TaskStatus.BATCHED.value]
 MAX_TASKS_SHOWN = 1000
@@ -31,16 +35,34 @@ class JobView:
     """Queries on ``stories`` and ``tasks`` for one caller at a time."""
 
     def __init__(self, database: Any) -> None:
-        self._stories = database[STORIES]
-        self._tasks = database[TASKS]
+        self._database = database
+        self._pointer = PointerCache()
+        self._generation = 0
+        self._stories, self._tasks = self._collections(0)
+
+    def _collections(self, generation: int) -> tuple[Any, Any]:
+        stories, tasks = collection_names(generation)
+        return self._database[stories], self._database[tasks]
+
+    async def follow(self) -> int:
+        """The live generation, re-reading the pointer when the one held is over a second old."""
+        if self._pointer.stale():
+            found = await self._database[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+            generation = self._pointer.update(found).current
+            if generation != self._generation:
+                self._stories, self._tasks = self._collections(generation)
+                self._generation = generation
+        return self._generation
 
     async def story(self, account_id: str, story_id: str) -> dict[str, Any]:
+        await self.follow()
         doc = await self._stories.find_one({"_id": story_id, "account_id": account_id})
         if doc is None:
             raise NotFound(f"no story {story_id!r} (a story just submitted appears within seconds)")
         return dict(doc)
 
     async def task(self, account_id: str, task_id: str) -> dict[str, Any]:
+        await self.follow()
         doc = await self._tasks.find_one({"_id": task_id, "account_id": account_id})
         if doc is None:
             raise NotFound(f"no task {task_id!r}")
@@ -69,6 +91,7 @@ class JobView:
         self, account_id: str, *, status: StoryStatus | None, limit: int, cursor: str | None
     ) -> Page:
         """The account's stories, newest first; ``cursor`` continues where the previous page ended."""
+        await self.follow()
         query: dict[str, Any] = {"account_id": account_id}
         if status is not None:
             query["status"] = status.value

@@ -8,6 +8,13 @@ overwrite each other's work: the loser sees a conflict, reloads and reapplies it
 selects documents by ``_id``, which a MongoDB-wire server answers from its index (FerretDB 1.24 only
 with the fixes in :mod:`ops.stack.ferretdb_patches`).
 
+The store writes the live generation of the view (:mod:`ops.runtime.view_pointer`): it re-reads the
+pointer at most every second, before a load or a write, so after ``storee view rebuild`` swaps it the
+next flush reads and writes the new generation; documents remembered from the old one then meet other
+revisions (or none) and cost a conflict and a reload (a flush that changes nothing writes nothing),
+never a lost event. A store built with a fixed ``generation`` (the rebuild's own) never follows the
+pointer.
+
 An adapter to a server, named ``*_store``: the only module of ``streams/`` that talks to MongoDB; the
 loops that use it are :mod:`streams.view_loop` and :mod:`streams.sweep_loop`.
 """
@@ -26,7 +33,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from schemas.view import STORIES, TASKS
+from ops.runtime.view_pointer import POINTER_COLLECTION, POINTER_ID, PointerCache, collection_names
 from streams.view_doc import StoryDoc, TaskDoc, ViewDoc
 
 log = logging.getLogger(__name__)
@@ -56,9 +63,44 @@ def revision(doc: Mapping[str, Any]) -> str:
 
 
 class JobViewStore:
-    def __init__(self, database: Database) -> None:
-        self.stories: Collection = database[STORIES]
-        self.tasks: Collection = database[TASKS]
+    def __init__(self, database: Database, *, generation: int | None = None) -> None:
+        self.database = database
+        self._fixed = generation
+        self._pointer = PointerCache()
+        self._generation = -1
+        self._stories: Collection
+        self._tasks: Collection
+        self._use(generation or 0)
+
+    @property
+    def generation(self) -> int:
+        """The generation written now (the pointer's ``current`` unless the store was built fixed)."""
+        self._follow()
+        return self._generation
+
+    @property
+    def stories(self) -> Collection:
+        self._follow()
+        return self._stories
+
+    @property
+    def tasks(self) -> Collection:
+        self._follow()
+        return self._tasks
+
+    def _follow(self) -> None:
+        if self._fixed is not None or not self._pointer.stale():
+            return
+        found = self.database[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+        generation = self._pointer.update(found).current
+        if generation != self._generation:
+            log.info("job view generation=%s (was %s)", generation, self._generation)
+            self._use(generation)
+
+    def _use(self, generation: int) -> None:
+        stories, tasks = collection_names(generation)
+        self._stories, self._tasks = self.database[stories], self.database[tasks]
+        self._generation = generation
 
     def ensure_indexes(self) -> None:
         """The indexes behind the gateway's queries; creating existing ones is harmless."""
@@ -88,8 +130,9 @@ class JobViewStore:
         """
         ids = list(story_ids)
         stories: dict[str, StoryDoc] = {}
+        story_docs, task_docs = self.stories, self.tasks  # one generation for the whole load
         for chunk in _chunks(ids, READ_CHUNK):
-            stories.update((doc["_id"], doc) for doc in self.stories.find({"_id": {"$in": chunk}}))
+            stories.update((doc["_id"], doc) for doc in story_docs.find({"_id": {"$in": chunk}}))
         wanted = set(task_ids)
         unlisted: list[str] = []
         for story in stories.values():
@@ -101,7 +144,7 @@ class JobViewStore:
         tasks: dict[str, dict[str, TaskDoc]] = {story_id: {} for story_id in ids}
         for field, values in (("_id", sorted(wanted)), ("story_id", unlisted)):
             for chunk in _chunks(values, READ_CHUNK):
-                for doc in self.tasks.find({field: {"$in": chunk}}):
+                for doc in task_docs.find({field: {"$in": chunk}}):
                     tasks.setdefault(doc["story_id"], {})[doc["_id"]] = doc
         return Loaded(stories, tasks)
 
@@ -112,8 +155,9 @@ class JobViewStore:
     ) -> set[str]:
         """Write ``(old, new)`` pairs whose content changed; return the story ids that hit a conflict."""
         conflicts: set[str] = set()
-        conflicts |= self._write(self.tasks, list(tasks), lambda doc: doc["story_id"])
-        conflicts |= self._write(self.stories, list(stories), lambda doc: doc["_id"])
+        story_docs, task_docs = self.stories, self.tasks  # one generation for the whole write
+        conflicts |= self._write(task_docs, list(tasks), lambda doc: doc["story_id"])
+        conflicts |= self._write(story_docs, list(stories), lambda doc: doc["_id"])
         return conflicts
 
     def _write(
