@@ -24,6 +24,7 @@ from ops.replay import commands as replay_commands
 from ops.runtime.entry import command_parser, configure_logging, dispatch
 from ops.stack import commands as stack_commands
 from ops.stack import local_bootstrap_servers, local_mongodb_url
+from ops.view import commands as view_commands
 from streams import commands as streams_commands
 
 REGISTERS = (
@@ -38,6 +39,7 @@ REGISTERS = (
     lag_commands.register,
     dlq_commands.register,
     replay_commands.register,
+    view_commands.register,
 )
 # These start, stop or read the local stack themselves: an address filled in for them would make the
 # stack take its own servers for external ones.
