@@ -127,11 +127,12 @@ def prometheus_scraping(binary: str, root: Path, ports: dict[str, int]) -> Itera
 
 @contextmanager
 def lag_exporter(h: Harness, port: int, root: Path) -> Iterator[None]:
-    """``storee lag serve`` on ``port`` for the system's groups, observing every second."""
+    """``storee lag serve`` on ``port`` for the system's groups, observing every second, probing every 2."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": h.bootstrap,
         "TOPIC_PREFIX": h.catalog.prefix,
+        "LAG_PROBE_INTERVAL_S": "2",  # the probe panels need probes that went through
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "ops.cli", "lag", "serve", "--port", str(port), "--sample-interval", "1"]
@@ -164,6 +165,11 @@ FIRST_SEEN = (
     "storee_streams_dlq_total",
     "storee_gpu_records_refused_total",
 )
+
+
+def _probes_through(prometheus: Prometheus) -> bool:
+    counts = prometheus.query('sum by (tier) (storee_probe_latency_seconds_count{stage="view"})')
+    return len(counts) == 2 and all(float(sample["value"][1]) >= 2 for sample in counts)
 
 
 def _work_round(h: Harness) -> None:
@@ -229,6 +235,8 @@ def test_every_panel_query_returns_data_from_a_prometheus_scraping_the_system(
             _work_round(h)
             wait_for(lambda: all(map(prometheus.query, FIRST_SEEN)), 10, f"Prometheus to have {FIRST_SEEN}")
             _work_round(h)
+            # The probe panels need two probes of each tier through every stage (a rate of their times).
+            wait_for(lambda: _probes_through(prometheus), 90, "two probes of each tier through the pipeline")
 
             # 3. Every panel's query, as Grafana sends it, returns data: with "All" selected, and with
             #    one value of each variable (a matcher on a label the series lack matches "All" too).
