@@ -66,7 +66,7 @@ def rebuild(
     pointer = generations.pointer()
     generation = generations.next_generation()
     generations.drop(generation)  # leftovers of a rebuild that died before it swapped
-    shadow = make_shadow(generation, f"rebuild-g{generation}", None)
+    shadow = make_shadow(generation, f"rebuild-g{generation}-{_now_ms()}", None)
     shadow.start()
     try:
         built = shadow.catch_up(timeout_s, on_progress)

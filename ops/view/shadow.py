@@ -2,7 +2,8 @@
 
 It is the streams materializer (:class:`streams.view_loop.Materializer`, the same reduction and store),
 with three differences: its store writes generation ``g`` and never follows the pointer; its consumer
-group is its own (``<materializer group>-rebuild-g<g>``, starting at the earliest retained offsets);
+group is its own (``<materializer group>-rebuild-g<g>-<ms>``, new each time, so it starts at the
+earliest retained offsets, and deleted when the build stops);
 and what it would produce is dropped (:class:`SilentProducer`): StoryCompleted events and dead
 letters were produced by the live materializer when it first met those records, and a rebuild must
 not send them again. A story completed in the rebuild before its StoryCompleted is re-read is marked
@@ -14,6 +15,7 @@ materializer commits only after it wrote, so everything below them is in the gen
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +24,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from ops.runtime.kafka import DurableProducer, make_consumer
+from ops.runtime.kafka import DurableProducer, admin_client, make_consumer
 from schemas.codec import Codec
 from schemas.topics import TopicCatalog
 from streams.metrics import StreamMetrics
@@ -103,9 +105,14 @@ class ShadowBuild:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop consuming and delete the build's consumer group (it is never resumed)."""
         self._stop.set()
         self._thread.join(60)
         self._probe.close()
+        admin = admin_client(self.bootstrap)  # held: its futures resolve only while it lives
+        for future in admin.delete_consumer_groups([self.group], request_timeout=10).values():
+            with contextlib.suppress(Exception):  # a group left behind expires with offsets.retention
+                future.result(timeout=15)
 
     @property
     def events(self) -> int:

@@ -9,6 +9,7 @@ after the swap equals one built from scratch; the rollback brings the old genera
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,11 +24,12 @@ from pymongo.database import Database
 from gateway.accounts import AccountStore
 from ops.bench.kafka_probe import delete_prefixed_topics, ensure_catalog
 from ops.bench.stream_worker import Worker, worker_env
+from ops.cli import main as storee
 from ops.gateway_server import served
 from ops.runtime.config import Env
 from ops.runtime.view_pointer import collection_names
 from ops.view.commands import shadow_factory
-from ops.view.digest import compare
+from ops.view.digest import EVENTS_REASON, compare
 from ops.view.generations import ViewGenerations
 from ops.view.rebuild import rebuild, rollback
 from schemas.records import Tier
@@ -48,6 +50,7 @@ class Stack:
     db: Database
     client: MongoClient
     settings: StreamSettings
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +79,7 @@ def stack(kafka_bootstrap: str, mongo_url: str, tmp_path_factory: pytest.TempPat
                 db=client[db_name],
                 client=client,
                 settings=StreamSettings.from_env(Env(env)),
+                env=env,
             )
     finally:
         worker.stop()
@@ -212,3 +216,41 @@ def test_a_rebuild_under_traffic_swaps_readers_and_a_rollback_returns_them(stack
         "generation 0 to hold what generation 1 held",
         interval=1,
     )
+
+
+def test_verify_only_compares_swaps_nothing_and_exits_2_on_a_difference(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "MONGODB_DATABASE", "TOPIC_PREFIX"):
+        monkeypatch.setenv(name, stack.env[name])
+    generations = ViewGenerations(stack.db)
+    story_id = _submit(stack, 1)[0]
+    pointer = generations.pointer()
+    stories = stack.db[collection_names(pointer.current)[0]]
+
+    def verify() -> tuple[int, dict]:
+        status = storee(["view", "rebuild", "--verify-only", "--json"])
+        return status, json.loads(capsys.readouterr().out)
+
+    status, report = verify()
+    assert status == 0, report["differences"]
+    assert report["identical"] and not report["swapped"]
+    assert report["counts"]["live"] == report["counts"]["rebuilt"]
+    assert generations.pointer() == pointer  # nothing swapped
+    assert report["generation"] not in generations.existing()  # the verify-only build was dropped
+
+    stories.update_one({"_id": story_id}, {"$set": {"title": "tampered"}})  # the live view goes wrong
+    try:
+        status, report = verify()
+    finally:
+        stories.update_one({"_id": story_id}, {"$set": {"title": None}})
+    assert status == 2
+    assert report["differing_stories"] == [story_id]
+    (difference,) = report["differences"]
+    assert (difference["what"], difference["live"], difference["rebuilt"]) == (
+        "story.title",
+        '"tampered"',
+        "null",
+    )
+    assert difference["reason"] == EVENTS_REASON
+    assert generations.pointer() == pointer
