@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ops.lag.probe import STAGES, ProbeTarget, ProbeTrace, probe_story, reach, stage_of
-from ops.runtime.kafka import DurableProducer, admin_client, make_consumer
+from ops.runtime.kafka import DurableProducer, admin_client, assign_only_consumer
 from schemas.codec import Codec
 from schemas.events import StoryCompleted
 from schemas.exceptions import CodecError
@@ -115,10 +115,8 @@ class Prober:
         producer_options: dict[str, Any] = {"client.id": self._client_id}
         self._producer = DurableProducer(bootstrap_servers, **producer_options)
         self._admin: AdminClient = admin_client(bootstrap_servers)
-        self._consumer: Consumer = make_consumer(
-            bootstrap_servers,
-            f"{self._client_id}-never-joined",  # assign() only: never joins, never commits
-            **{"client.id": self._client_id, "fetch.wait.max.ms": 10, "enable.partition.eof": False},
+        self._consumer: Consumer = assign_only_consumer(
+            bootstrap_servers, self._client_id, **{"enable.partition.eof": False}
         )
         self._rounds = 0
 

@@ -35,7 +35,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from ops.lag.exceptions import LagReadError
 from ops.lag.groups import WatchedGroup
 from ops.lag.model import GroupReading, Member, Observation, PartitionReading
-from ops.runtime.kafka import admin_client, make_consumer
+from ops.runtime.kafka import admin_client, assign_only_consumer, wait_all
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,14 +206,11 @@ class LagReader:
 
     def _fetcher(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = make_consumer(
+            self._consumer = assign_only_consumer(
                 self._bootstrap,
-                # Never joined, never committed: the consumer only assigns partitions itself.
-                f"{self._client_id}-never-joined",
+                f"{self._client_id}/timestamps",
                 **{
-                    "client.id": f"{self._client_id}/timestamps",
                     "enable.partition.eof": True,
-                    "fetch.wait.max.ms": 10,
                     "max.partition.fetch.bytes": _FETCH_BYTES,
                     "fetch.max.bytes": 4 * 1024 * 1024,
                     "queued.max.messages.kbytes": 1024,
@@ -222,12 +219,7 @@ class LagReader:
         return self._consumer
 
     def _wait(self, futures: Mapping[Any, Future[T]], what: str) -> dict[Any, T]:
-        try:
-            return {key: future.result(timeout=self._timeout + 1) for key, future in futures.items()}
-        except KafkaException as exc:
-            raise LagReadError(f"{what}: {exc}") from exc
-        except TimeoutError as exc:
-            raise LagReadError(f"{what}: no answer from Kafka within {self._timeout:.1f}s") from exc
+        return wait_all(futures, what, self._timeout, LagReadError)
 
 
 def _members(description: Any) -> tuple[tuple[Member, ...], dict[TopicPartitionKey, Member]]:

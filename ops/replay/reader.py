@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from ops.lag.model import Member
 from ops.replay.exceptions import ReplayError
 from ops.replay.plan import PartitionState, TopicPartitionKey
-from ops.runtime.kafka import admin_client, make_consumer
+from ops.runtime.kafka import admin_client, assign_only_consumer, wait_all
 
 T = TypeVar("T")
 # A replay's last record may sit behind transaction markers: read a few offsets before the end.
@@ -199,23 +199,12 @@ class ReplayReader:
 
     def _fetcher(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = make_consumer(
+            self._consumer = assign_only_consumer(
                 self._bootstrap,
-                # Never joined, never committed: the consumer only assigns partitions itself.
-                f"{self._client_id}-never-joined",
-                **{
-                    "client.id": f"{self._client_id}/timestamps",
-                    "enable.partition.eof": True,
-                    "fetch.wait.max.ms": 10,
-                    "max.partition.fetch.bytes": 64 * 1024,
-                },
+                f"{self._client_id}/timestamps",
+                **{"enable.partition.eof": True, "max.partition.fetch.bytes": 64 * 1024},
             )
         return self._consumer
 
     def _wait(self, futures: Mapping[Any, Future[T]], what: str) -> dict[Any, T]:
-        try:
-            return {key: future.result(timeout=self._timeout + 1) for key, future in futures.items()}
-        except KafkaException as exc:
-            raise ReplayError(f"{what}: {exc.args[0].str() if exc.args else exc}") from exc
-        except TimeoutError as exc:
-            raise ReplayError(f"{what}: no answer from Kafka within {self._timeout:.1f}s") from exc
+        return wait_all(futures, what, self._timeout, ReplayError)

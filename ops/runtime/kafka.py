@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -18,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 from ops.runtime.exceptions import StoreeError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Headers = list[tuple[str, bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -70,6 +72,29 @@ def admin_client(bootstrap_servers: str, **overrides: Any) -> AdminClient:
 
 def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
     return Consumer(consumer_config(bootstrap_servers, group_id, **overrides))
+
+
+def assign_only_consumer(bootstrap_servers: str, client_id: str, **overrides: Any) -> Consumer:
+    """A consumer for tools that read records at chosen offsets: it only ``assign()``s partitions, so it
+    never joins a group and never commits (librdkafka still wants a group id; this one is never used)."""
+    return make_consumer(
+        bootstrap_servers,
+        f"{client_id}-never-joined",
+        **{"client.id": client_id, "fetch.wait.max.ms": 10, **overrides},
+    )
+
+
+def wait_all(
+    futures: Mapping[Any, Future[T]], what: str, timeout_s: float, error: type[StoreeError] = KafkaUnavailable
+) -> dict[Any, T]:
+    """The results of an admin client's futures; ``error`` naming ``what`` if Kafka refuses or is silent."""
+    try:
+        return {key: future.result(timeout=timeout_s + 1) for key, future in futures.items()}
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        raise error(f"{what}: {reason}") from exc
+    except TimeoutError as exc:
+        raise error(f"{what}: no answer from Kafka within {timeout_s:.1f}s") from exc
 
 
 class DurableProducer:

@@ -15,6 +15,9 @@ from streams.settings import StreamSettings
 
 
 def test_unset_servers_are_the_local_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stack's own view of the process environment: no servers named there either.
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("MONGODB_URL", raising=False)
     monkeypatch.setenv("STOREE_KAFKA_PORT", "19092")
     monkeypatch.setenv("STOREE_MONGO_PORT", "27777")
     environ = {"KAFKA_BOOTSTRAP_SERVERS": "  ", "OTHER": "x"}

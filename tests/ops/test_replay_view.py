@@ -24,6 +24,7 @@ from streams.metrics import StreamMetrics
 from streams.splitting import split
 from streams.view_loop import Materializer, view_topics
 from streams.view_store import JobViewStore
+from tests.ops.test_replay_integration import _committed
 from tests.streams.factories import POLICY, T0, completed, started, story
 from tests.streams.harness import CODEC
 from tests.streams.test_view import count_scenes
@@ -67,14 +68,6 @@ def _view(db) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
         {doc["_id"]: strip(doc) for doc in db[STORIES].find({})},
         {doc["_id"]: strip(doc) for doc in db[TASKS].find({})},
     )
-
-
-def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
-    reader = ReplayReader(bootstrap)
-    try:
-        return reader.committed(group)
-    finally:
-        reader.close()
 
 
 @pytest.fixture
