@@ -66,7 +66,14 @@ def describe_topics(
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in present]
     found = {}
     for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
-        entries = _result(future, f"describe configs of {resource.name}", timeout)
+        try:
+            entries = _result(future, f"describe configs of {resource.name}", timeout)
+        except TopicProvisioningError as exc:
+            if _code(exc.__cause__) != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            # In the metadata of one broker, not yet known to the one answering (a new topic on a
+            # cluster): not visible yet; callers that wait for it ask again.
+            continue
         partitions = metadata.topics[resource.name].partitions
         replicas = max((len(p.replicas) for p in partitions.values()), default=0)
         config = {key: entry.value for key, entry in entries.items() if entry.value is not None}

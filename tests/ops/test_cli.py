@@ -43,8 +43,10 @@ def test_commands_that_manage_the_stack_are_left_to_it(argv: list[str]) -> None:
 
 def test_a_service_command_runs_with_the_servers_filled_in(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, str | None] = {}
-    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    monkeypatch.delenv("MONGODB_URL", raising=False)
+    # Blank counts as unset; setenv (unlike delenv of an absent variable) puts the environment back
+    # after the test, so the addresses main() fills in do not leak into later tests.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "")
+    monkeypatch.setenv("MONGODB_URL", "")
     monkeypatch.setenv("STOREE_KAFKA_PORT", "19092")
     parser = cli.build_parser()
     args = parser.parse_args(["topics", "list"])
