@@ -123,6 +123,7 @@ class Prober:
     def close(self) -> None:
         self._consumer.close()
         self._producer.close(5)
+        self._admin = None  # type: ignore[assignment]  # freed now: see LagReader.close
 
     def round(
         self, tiers: tuple[Tier, ...] = tuple(Tier), stop: threading.Event | None = None

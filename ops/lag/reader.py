@@ -116,6 +116,9 @@ class LagReader:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+        # An admin client has no close: its librdkafka handle lives (and logs every lost connection)
+        # until the object is freed, so let go of it now, before whoever stops the brokers does.
+        self._admin = None  # type: ignore[assignment]
 
     # -- the reads ------------------------------------------------------------------------------------
 
