@@ -24,7 +24,6 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     ConsumerGroupTopicPartitions,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -35,7 +34,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from ops.lag.exceptions import LagReadError
 from ops.lag.groups import WatchedGroup
 from ops.lag.model import GroupReading, Member, Observation, PartitionReading
-from ops.runtime.kafka import admin_client, assign_only_consumer, wait_all
+from ops.runtime.kafka import admin_client, assign_only_consumer, log_offsets, wait_all
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -150,14 +149,7 @@ class LagReader:
     def _log_offsets(
         self, tps: list[TopicPartitionKey], spec: OffsetSpec, what: str
     ) -> dict[TopicPartitionKey, int]:
-        if not tps:
-            return {}
-        futures = self._admin.list_offsets(
-            {TopicPartition(t, p): spec for t, p in tps},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=self._timeout,
-        )
-        return {(tp.topic, tp.partition): info.offset for tp, info in self._wait(futures, what).items()}
+        return log_offsets(self._admin, tps, spec, what, self._timeout, LagReadError)
 
     def _with_timestamps(self, readings: list[GroupReading]) -> tuple[GroupReading, ...]:
         wanted = {(r.topic, r.partition, r.position) for g in readings for r in g.partitions if r.lag > 0}

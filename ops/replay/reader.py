@@ -21,7 +21,6 @@ from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     ConsumerGroupTopicPartitions,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -32,7 +31,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from ops.lag.model import Member
 from ops.replay.exceptions import ReplayError
 from ops.replay.plan import PartitionState, TopicPartitionKey
-from ops.runtime.kafka import admin_client, assign_only_consumer, wait_all
+from ops.runtime.kafka import admin_client, assign_only_consumer, log_offsets, wait_all
 
 T = TypeVar("T")
 # A replay's last record may sit behind transaction markers: read a few offsets before the end.
@@ -133,14 +132,7 @@ class ReplayReader:
     def _offsets(
         self, tps: list[TopicPartitionKey], spec: OffsetSpec, what: str
     ) -> dict[TopicPartitionKey, int]:
-        if not tps:
-            return {}
-        futures = self._admin.list_offsets(
-            {TopicPartition(t, p): spec for t, p in tps},
-            isolation_level=IsolationLevel.READ_COMMITTED,
-            request_timeout=self._timeout,
-        )
-        return {(tp.topic, tp.partition): info.offset for tp, info in self._wait(futures, what).items()}
+        return log_offsets(self._admin, tps, spec, what, self._timeout, ReplayError)
 
     def _first_times(
         self, starts: Mapping[TopicPartitionKey, int], ranges: Mapping[TopicPartitionKey, tuple[int, int]]

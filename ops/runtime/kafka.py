@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from ops.runtime.exceptions import StoreeError
 
@@ -82,6 +90,29 @@ def assign_only_consumer(bootstrap_servers: str, client_id: str, **overrides: An
         f"{client_id}-never-joined",
         **{"client.id": client_id, "fetch.wait.max.ms": 10, **overrides},
     )
+
+
+def log_offsets(
+    admin: AdminClient,
+    tps: Sequence[tuple[str, int]],
+    spec: OffsetSpec,
+    what: str,
+    timeout_s: float,
+    error: type[StoreeError] = KafkaUnavailable,
+) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) the offset ``spec`` names (log start, end as read_committed consumers see
+    it, or the first at a time), for tools that compare them with a group's commits."""
+    if not tps:
+        return {}
+    futures = admin.list_offsets(
+        {TopicPartition(t, p): spec for t, p in tps},
+        isolation_level=IsolationLevel.READ_COMMITTED,
+        request_timeout=timeout_s,
+    )
+    return {
+        (tp.topic, tp.partition): info.offset
+        for tp, info in wait_all(futures, what, timeout_s, error).items()
+    }
 
 
 def wait_all(
