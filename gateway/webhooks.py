@@ -1,24 +1,24 @@
 """Webhook URLs: http(s) only, and never aimed inside our network unless the deployment allows it (SSRF).
 
-The check resolves the host now and refuses it if any address is private, loopback, link-local,
-multicast, reserved or unspecified. DNS can change between now and delivery (rebinding), so whoever
-sends the webhook must check the address it connects to again; this check stops the obvious cases at
-the door with a clear 422.
+The check refuses special-use names (``localhost``, ``*.internal``, a single label), resolves the
+host now and refuses it if any address is not global unicast, by the one policy in
+:mod:`schemas.addresses` (private, loopback, link-local, multicast, shared 100.64.0.0/10, 6to4,
+Teredo, NAT64 of an inside address, ...). DNS can change between now and delivery (rebinding), so
+whoever sends the webhook checks the address it connects to again with the same policy; this check
+stops the obvious cases at the door with a clear 422 naming the range.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from urllib.parse import urlsplit
 
 from gateway.exceptions import InvalidRequest
+from schemas.addresses import IPAddress, host_refusal, parse_address, refusal
 
 FIELD = "webhook_url"
 _RESOLVE_TIMEOUT_S = 2.0
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def parse_host(url: str) -> tuple[str, int | None]:
@@ -37,34 +37,22 @@ def parse_host(url: str) -> tuple[str, int | None]:
     return parts.hostname, port
 
 
-def is_internal(address: IPAddress) -> bool:
-    """Whether ``address`` points inside a private network or at this machine."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
 async def check_webhook_url(url: str, *, allow_private: bool) -> str:
     """Return ``url`` if it may receive webhooks; raise :class:`InvalidRequest` naming ``webhook_url``."""
     host, port = parse_host(url)
     if allow_private:
         return url
+    named = host_refusal(host)
+    if named is not None:
+        raise InvalidRequest(f"webhook_url must name a public host: {named}", field=FIELD)
     try:
-        addresses = [ipaddress.ip_address(host)]
+        addresses = [parse_address(host)]
     except ValueError:
         addresses = await _resolve(host, port)
     for address in addresses:
-        if is_internal(address):
-            raise InvalidRequest(
-                f"webhook_url resolves to {address}, a private, loopback or link-local address", field=FIELD
-            )
+        found = refusal(address)
+        if found is not None:
+            raise InvalidRequest(f"webhook_url resolves to a non-public address: {found}", field=FIELD)
     return url
 
 
@@ -78,9 +66,8 @@ async def _resolve(host: str, port: int | None) -> list[IPAddress]:
         raise InvalidRequest(f"webhook_url host {host!r} does not resolve", field=FIELD) from None
     found = []
     for info in infos:
-        raw = info[4][0]
         try:
-            found.append(ipaddress.ip_address(str(raw).split("%", 1)[0]))  # drop an IPv6 scope id
+            found.append(parse_address(str(info[4][0])))  # an IPv6 scope id dropped
         except ValueError:
             continue
     if not found:

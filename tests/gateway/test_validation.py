@@ -205,6 +205,14 @@ def test_malformed_json_is_400(body):
         "http://224.0.0.1/",
         "https://host.invalid/",
         "http://[::1/",
+        "http://100.64.0.1/hook",  # shared address space (carrier-grade NAT)
+        "http://[2002:c0a8:101::1]/",  # 6to4
+        "http://[2001::1]/",  # Teredo
+        "http://[64:ff9b::a00:1]/",  # NAT64 of 10.0.0.1
+        "http://198.18.0.1/",  # benchmarking
+        "http://[fd00::1]/",
+        "http://metadata.google.internal/",
+        "http://metadata/",  # a single label is completed inside our network
     ],
 )
 def test_webhook_urls_that_are_refused(url):
@@ -213,8 +221,25 @@ def test_webhook_urls_that_are_refused(url):
     assert caught.value.field == "webhook_url"
 
 
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://100.64.0.1/", "100.64.0.0/10 (shared address space"),
+        ("http://[2002::1]/", "2002::/16 (6to4)"),
+        ("http://[::ffff:127.0.0.1]/", "embeds 127.0.0.1, in 127.0.0.0/8 (loopback)"),
+        ("http://localhost/", "loopback name"),
+    ],
+)
+def test_a_refused_webhook_url_names_the_range(url, named):
+    with pytest.raises(InvalidRequest) as caught:
+        asyncio.run(check_webhook_url(url, allow_private=False))
+    assert "webhook_url" in str(caught.value) and named in str(caught.value)
+
+
 def test_public_webhook_urls_pass_and_private_ones_when_allowed():
     assert asyncio.run(check_webhook_url("https://93.184.215.14:8443/hook", allow_private=False))
     assert asyncio.run(check_webhook_url("http://127.0.0.1:9000/hook", allow_private=True))
+    assert asyncio.run(check_webhook_url("http://[2606:4700:4700::1111]/hook", allow_private=False))
+    assert asyncio.run(check_webhook_url("http://100.64.0.1/hook", allow_private=True))
     with pytest.raises(InvalidRequest):  # the scheme rule holds even then
         asyncio.run(check_webhook_url("file:///etc/passwd", allow_private=True))
