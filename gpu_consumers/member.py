@@ -1,8 +1,9 @@
 """One group member on one device, assembled from settings: load the pipeline, then join and consume.
 
-Besides the tier consumers, the producer and the executor, each member gets its own cancellation
-watcher (a group-less consumer of ``task.events``) and, with static membership, an instance slot whose
-id it joins every tier group with (:mod:`gpu_consumers.membership`).
+Besides the tier consumers, the producer and the executor, each member gets the reader of its tier
+groups' re-render requests (:mod:`gpu_consumers.rerender`), its own cancellation watcher (a
+group-less consumer of ``task.events``) and, with static membership, an instance slot whose id it
+joins every tier group with (:mod:`gpu_consumers.membership`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gpu_consumers.metrics import ConsumerMetrics
 from gpu_consumers.pipelines import BatchRunner, load_runner
 from gpu_consumers.pools import PoolConfig
 from gpu_consumers.publisher import ResultPublisher
+from gpu_consumers.rerender import RerenderRequests
 from gpu_consumers.scheduler import TierScheduler
 from gpu_consumers.settings import GpuConsumerSettings
 from gpu_consumers.work import WorkBuffer
@@ -88,9 +90,11 @@ def build_member(
         lookback_s=settings.cancel_lookback_s,
         metrics=metrics,
     )
+    store = LocalStore(settings.output_dir)
+    groups = {tier: settings.group_id(pool.name, tier) for tier in Tier}
     executor = BatchExecutor(
         runner,
-        LocalStore(settings.output_dir),
+        store,
         publisher,
         metrics,
         consumer_id=member_id,
@@ -100,6 +104,7 @@ def build_member(
         wait=stopping.wait,
         cancellations=watcher,
         cancel_catchup_s=settings.cancel_catchup_timeout_s,
+        rerender=RerenderRequests(store, groups, refresh_s=settings.rerender_refresh_s),
     )
     instance = _claim(settings, pool, runner.device)
     kafka_consumers = {

@@ -15,6 +15,9 @@ group so its partitions move at once; 0 keeps the membership for a restart withi
 timeout], ``CANCEL_LOOKBACK_S`` [``MAX_TASK_TTL``, else 604800 = 7 days: how far back a starting
 member reads StoryCancelled events; at least the longest a task may wait], ``CANCEL_CATCHUP_TIMEOUT_S``
 [60: how long the first batch waits for those to be read].
+
+Re-render requests (:mod:`gpu_consumers.rerender`): ``RERENDER_REFRESH_S`` [5: how often a member
+re-reads its groups' requests from the output store; it reads them when it starts].
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class GpuConsumerSettings:
     leave_group_on_stop: bool = True
     cancel_lookback_s: float = 7 * 24 * 3600.0
     cancel_catchup_timeout_s: float = 60.0
+    rerender_refresh_s: float = 5.0
     # Where the per-host instance slot locks live ($STOREE_HOME/run/gpu-members).
     member_lock_dir: Path = Path.home() / ".storee" / "run" / "gpu-members"
 
@@ -87,7 +91,7 @@ class GpuConsumerSettings:
             connection=connection,
             bootstrap_servers=bootstrap,
             pools=pools,
-            output_dir=Path(env.str("OUTPUT_DIR", str(home / "outputs"))).expanduser(),
+            output_dir=output_dir_of(env),
             model_cache=model_cache,
             premium_weight=env.int("TIER_WEIGHT_PREMIUM", 3, minimum=1, maximum=1000),
             free_weight=env.int("TIER_WEIGHT_FREE", 1, minimum=1, maximum=1000),
@@ -109,6 +113,7 @@ class GpuConsumerSettings:
                 "CANCEL_LOOKBACK_S", env.float("MAX_TASK_TTL", 7 * 24 * 3600.0, minimum=0.1), minimum=0.0
             ),
             cancel_catchup_timeout_s=env.float("CANCEL_CATCHUP_TIMEOUT_S", 60.0, minimum=0.0),
+            rerender_refresh_s=env.float("RERENDER_REFRESH_S", 5.0, minimum=0.0, maximum=3600.0),
             member_lock_dir=home / "run" / "gpu-members",
         )
 
@@ -122,3 +127,9 @@ class GpuConsumerSettings:
     def group_id(self, pool: str, tier: Tier) -> str:
         """The consumer group every member of ``pool`` joins for ``tier`` (see gpu_consumers.consumer)."""
         return f"{self.connection.topic_prefix}gpu-consumers.{pool}.{Tier(tier).value}"
+
+
+def output_dir_of(env: Env) -> Path:
+    """``OUTPUT_DIR`` [$STOREE_HOME/outputs]: read the same way by ``storee replay`` (re-render requests)."""
+    home = Path(env.str("STOREE_HOME", str(Path.home() / ".storee"))).expanduser()
+    return Path(env.str("OUTPUT_DIR", str(home / "outputs"))).expanduser()

@@ -9,8 +9,10 @@ Run before a batch's pipeline call, and the cancelled and expiry checks again be
   marks the tasks of a cancelled story cancelled); logged and counted;
 * already completed: a task whose output and manifest are stored intact is not rendered again; its
   TaskCompleted is re-emitted from the manifest (``run_ms`` 0, ``gpu_seconds`` 0), which also heals a
-  crash between storing and publishing; counted as ``reused``. The ``rerender`` hook is where an
-  explicit operator re-render request will plug in;
+  crash between storing and publishing; counted as ``reused``. Unless the ``rerender`` hook says the
+  batch record is covered by an operator's re-render request (:mod:`gpu_consumers.rerender`): then
+  the task is rendered again whatever is stored, and its deadline is not checked (it was met once;
+  the operator asked for this render);
 * expired: a task past its deadline ends as TaskExpired;
 * probes: a task of the end-to-end probe ends at once with TaskStarted and TaskCompleted, no render
   (:mod:`gpu_consumers.probes`); counted as ``probe``.
@@ -30,17 +32,17 @@ from gpu_consumers.exceptions import BatchHandedBack
 from gpu_consumers.manifests import Manifest, OutputStore
 from gpu_consumers.outcomes import BatchRun, TaskOutcome
 from gpu_consumers.publisher import ResultPublisher
-from schemas.events import BatchReady
+from gpu_consumers.work import PendingBatch
 from schemas.records import BatchTask
 
 log = logging.getLogger(__name__)
 
-# Whether to render a task again although its output is stored: the hook for an explicit operator
-# re-render request (not built yet). The default never does.
-Rerender = Callable[[BatchReady, BatchTask], bool]
+# Whether to render a task of this batch record again although its output is stored: an operator's
+# re-render request (gpu_consumers.rerender.RerenderRequests). The default never does.
+Rerender = Callable[[PendingBatch, BatchTask], bool]
 
 
-def never_rerender(batch: BatchReady, task: BatchTask) -> bool:
+def never_rerender(pending: PendingBatch, task: BatchTask) -> bool:
     return False
 
 
@@ -88,13 +90,16 @@ class Triage:
                 self._end_probe(run, task)
             else:
                 candidates.append(task)
-        lookups = [task for task in candidates if not self._rerender(run.batch, task)]
+        again = {task.task_id for task in candidates if self._rerender(run.pending, task)}
+        lookups = [task for task in candidates if task.task_id not in again]
         stored = dict(zip((task.task_id for task in lookups), self.outputs.find_all(lookups), strict=True))
         now = self._clock()
         live = []
         for task in candidates:
             manifest = stored.get(task.task_id)
-            if manifest is not None:
+            if task.task_id in again:
+                live.append(task)
+            elif manifest is not None:
                 self._announce(run, task, manifest)
             elif (deadline := results.deadline_of(task, run.batch)) is not None and deadline < now:
                 self._expire_one(run, task, deadline, now)
@@ -109,7 +114,12 @@ class Triage:
         for task in tasks:
             if self.cancelled(task):
                 self.skip_cancelled(run, task, "before its chunk ran")
-            elif retry and (deadline := results.deadline_of(task, run.batch)) is not None and deadline < now:
+            elif (
+                retry
+                and (deadline := results.deadline_of(task, run.batch)) is not None
+                and deadline < now
+                and not self._rerender(run.pending, task)
+            ):
                 self._expire_one(run, task, deadline, now)
             else:
                 live.append(task)

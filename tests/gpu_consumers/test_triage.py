@@ -4,6 +4,7 @@ rendered again."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,13 @@ import pytest
 from gpu_consumers.executor import BatchHandedBack
 from gpu_consumers.manifests import OutputStore
 from gpu_consumers.pipelines.batch import RenderedMedia
+from gpu_consumers.rerender import RerenderRequests, request_for, write_request
 from ops.runtime.storage import LocalStore
 from schemas.codec import Codec
-from schemas.events import TaskCompleted, TaskFailed, TaskStarted
+from schemas.events import TaskCompleted, TaskExpired, TaskFailed, TaskStarted
+from schemas.records import Tier
 from tests.gpu_consumers.executors import (
+    NOW,
     Cancelled,
     FakeRunner,
     executor,
@@ -166,8 +170,36 @@ def test_a_changed_or_missing_output_is_rendered_again(tmp_path: Path) -> None:
 
 def test_the_rerender_hook_renders_a_stored_task_again(tmp_path: Path) -> None:
     runner = FakeRunner()
-    run, _ = executor(runner, tmp_path, rerender=lambda batch, task: True)
+    run, publisher = executor(runner, tmp_path, rerender=lambda pending, task: True)
     item = pending(1)
     run.execute(item)
-    assert run.execute(item).completed == 1
+    report = run.execute(item)
+    assert (report.completed, report.reused) == (1, 0)
     assert len(runner.calls) == 2
+    first, again = publisher.of(TaskCompleted)
+    assert again.event_id != first.event_id and again.attempt == first.attempt
+
+
+def test_a_task_rendered_again_on_request_is_not_expired_by_its_deadline(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    run, publisher = executor(runner, tmp_path, rerender=lambda pending, task: True)
+    item = wrap(make_batch(["a fox"], deadline=NOW - 1))  # met once; the operator asks for a new render
+    assert run.execute(item).completed == 1
+    assert not publisher.of(TaskExpired)
+
+
+def test_a_request_renders_only_the_batch_records_it_covers(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    store = LocalStore(tmp_path)
+    covered = pending(1)  # t.batches.tiny.premium[0]@7
+    group = "t.gpu-consumers.tiny.premium"
+    hook = RerenderRequests(store, {Tier.PREMIUM: group}, refresh_s=0, clock=lambda: NOW)
+    run, _ = executor(runner, tmp_path, store=store, rerender=hook)
+    other = dataclasses.replace(pending(1), offset=8)
+    run.execute(covered)
+    run.execute(other)
+    assert len(runner.calls) == 2
+    write_request(store, request_for(group, [(covered.topic, 0, 7, 7)], now=NOW, ttl_ms=60_000))
+    assert run.execute(covered).completed == 1  # inside the window: rendered again
+    assert run.execute(other).reused == 1  # outside: announced from its manifest
+    assert len(runner.calls) == 3
