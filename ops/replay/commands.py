@@ -9,8 +9,11 @@ group has committed on) is in scope.
 
 By default the plan is printed (per partition: committed → new offset, records to reprocess or skip,
 the time span of the records redone, what the stage redoes) and nothing changes; ``--execute`` commits
-the new offsets. A GPU stage is refused without ``--rerender``; any group with active members is
-refused, naming them and what stops them.
+the new offsets. A GPU stage is refused without ``--rerender``; with it, the plan names the batch
+records whose tasks are rendered again, and ``--execute`` stores that re-render request where the GPU
+consumers read it (their output store, ``OUTPUT_DIR``) before it moves the offsets; the request ends
+after ``--rerender-ttl`` (default 24h). Any group with active members is refused, naming them and what
+stops them.
 
 Exit status: 0 the plan was printed (or applied with ``--execute``); 1 refused (active members, a GPU
 stage without ``--rerender``) or an error; 2 the plan changes nothing (every partition is already at
@@ -27,8 +30,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from gpu_consumers.rerender import DEFAULT_TTL_MS, key_of, request_for, write_request
+from gpu_consumers.settings import output_dir_of
 from ops.replay.exceptions import ReplayError
-from ops.replay.plan import ReplayPlan, compute
+from ops.replay.plan import ReplayPlan, compute, rerender_windows
 from ops.replay.reader import ReplayReader
 from ops.replay.spec import (
     Mode,
@@ -42,6 +47,7 @@ from ops.replay.spec import (
 from ops.replay.stages import GPU_REFUSAL, Target, effect_of, is_gpu, resolve
 from ops.replay.table import render
 from ops.runtime.config import ConnectionSettings, Env
+from ops.runtime.storage import LocalStore
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -69,7 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--topic", action="append", default=[], metavar="T[:P,...]", help="narrow (repeatable)"
     )
-    replay.add_argument("--rerender", action="store_true", help="allow a GPU stage's replay (see --help)")
+    replay.add_argument(
+        "--rerender", action="store_true", help="GPU stage: render re-delivered batches again (see --help)"
+    )
+    replay.add_argument(
+        "--rerender-ttl", default="24h", metavar="DURATION", help="how long a re-render request lasts"
+    )
+    replay.add_argument("--output-dir", type=Path, help="the GPU consumers' output store (OUTPUT_DIR)")
     replay.add_argument("--execute", action="store_true", help="apply the plan (default: print it only)")
     replay.add_argument("--export", type=Path, metavar="FILE", help="write the plan as JSON")
     replay.add_argument("--json", action="store_true", help="print the plan as JSON (same data as the table)")
@@ -96,9 +108,18 @@ def spec_of(args: argparse.Namespace, now_ms: int) -> ResetSpec:
 
 
 def plan_target(
-    reader: ReplayReader, target: Target, spec: ResetSpec, scopes: list[TopicScope], *, rerender: bool
+    reader: ReplayReader,
+    target: Target,
+    spec: ResetSpec,
+    scopes: list[TopicScope],
+    *,
+    rerender: bool,
+    store: LocalStore | None = None,
+    now_ms: int = 0,
+    rerender_ttl_ms: int = DEFAULT_TTL_MS,
 ) -> ReplayPlan:
-    """Read ``target``'s group and logs and compute its plan, with effects, times and refusals."""
+    """Read ``target``'s group and logs and compute its plan, with effects, times, refusals and, for a
+    GPU stage with ``rerender``, the re-render request (stored in ``store`` by ``--execute``)."""
     members = reader.members(target.group)
     committed = reader.committed(target.group)
     topics = _topics(target, committed, scopes, spec)
@@ -125,7 +146,21 @@ def plan_target(
     gpu = [s for s in stages if is_gpu(s)]
     if gpu and not rerender:
         refusals.append(GPU_REFUSAL.format(stage=gpu[0]))
-    return ReplayPlan(plan.group, spec, plan.partitions, members, effects, tuple(refusals))
+    request = None
+    if gpu and rerender:
+        reason = f"storee replay {gpu[0]} {spec.describe()} (group {target.group})"
+        windows = rerender_windows(plan, is_gpu)
+        request = request_for(target.group, windows, now=now_ms, ttl_ms=rerender_ttl_ms, reason=reason)
+    return ReplayPlan(
+        plan.group,
+        spec,
+        plan.partitions,
+        members,
+        effects,
+        tuple(refusals),
+        rerender=request,
+        rerender_uri=store.uri(key_of(target.group)) if request is not None and store is not None else None,
+    )
 
 
 def _topics(target: Target, committed: dict[tuple[str, int], int], scopes: list[TopicScope],
@@ -147,18 +182,34 @@ def _topics(target: Target, committed: dict[tuple[str, int], int], scopes: list[
 
 def _replay(args: argparse.Namespace) -> int:
     env = Env()
-    spec = spec_of(args, int(time.time() * 1000))
+    now = int(time.time() * 1000)
+    spec = spec_of(args, now)
     scopes = [parse_topic(t) for t in args.topic]
+    ttl_ms = int(parse_duration(args.rerender_ttl).total_seconds() * 1000)
+    store = LocalStore(args.output_dir or output_dir_of(env))
     bootstrap = args.bootstrap_servers or ConnectionSettings.from_env(env).kafka()
     reader = ReplayReader(bootstrap)
     try:
         plans = [
-            plan_target(reader, t, spec, scopes, rerender=args.rerender) for t in resolve(args.target, env)
+            plan_target(
+                reader,
+                t,
+                spec,
+                scopes,
+                rerender=args.rerender,
+                store=store,
+                now_ms=now,
+                rerender_ttl_ms=ttl_ms,
+            )  # fmt: skip
+            for t in resolve(args.target, env)
         ]
         status = exit_status(plans)
         executed = False
         if status == EXIT_OK and args.execute:
             for plan in plans:
+                # Stored first: the group is empty now, so its members read it when they start.
+                if plan.rerender is not None:
+                    write_request(store, plan.rerender)
                 reader.apply(plan.group, plan.new_offsets)
             executed = True
     finally:
@@ -191,5 +242,8 @@ def _print(plans: list[ReplayPlan], status: int, *, executed: bool, execute: boo
         console.print("nothing to change: every partition is already at its target")
     elif executed:
         console.print("[green]applied[/green]: the offsets above are committed")
+        for plan in plans:
+            if plan.rerender is not None:
+                console.print(f"re-render request {plan.rerender.request_id} stored at {plan.rerender_uri}")
     elif not execute:
         console.print("dry run: nothing changed; add --execute to apply this plan")

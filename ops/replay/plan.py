@@ -20,15 +20,18 @@ Values in, a plan out, like Burrow's evaluator: :func:`compute` takes the group'
 
 The time range a replay covers (the timestamps of its first and last record) is read afterwards and
 added with :meth:`ReplayPlan.with_times`; the members and the stage effects come from the shell.
+A GPU stage's plan with ``--rerender`` carries the re-render request ``--execute`` stores
+(:func:`rerender_windows` gives its windows: the offsets redone on the GPU stage's partitions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gpu_consumers.rerender import RerenderRequest
 from ops.lag.model import Member
 from ops.replay.spec import Mode, ResetSpec
 
@@ -109,6 +112,8 @@ class ReplayPlan:
     members: tuple[Member, ...] = ()
     effects: Mapping[str, str] = field(default_factory=dict)  # stage -> what its replay redoes
     refusals: tuple[str, ...] = ()  # why --execute would be refused, empty when it may run
+    rerender: RerenderRequest | None = None  # stored by --execute before the offsets move (GPU stages)
+    rerender_uri: str | None = None  # where it is stored (the GPU consumers' output store)
 
     @property
     def changes(self) -> bool:
@@ -159,8 +164,20 @@ class ReplayPlan:
                 {"client_id": m.client_id, "host": m.host, "member_id": m.member_id} for m in self.members
             ],  # fmt: skip
             "refusals": list(self.refusals),
+            "rerender": None
+            if self.rerender is None
+            else {**self.rerender.as_dict(), "stored_at": self.rerender_uri},
             "partitions": [p.as_dict() for p in self.partitions],
         }
+
+
+def rerender_windows(
+    plan: ReplayPlan, is_gpu: Callable[[str | None], bool]
+) -> list[tuple[str, int, int, int]]:
+    """``(topic, partition, first, last)`` of the offsets redone on the plan's GPU stage partitions."""
+    return [
+        (p.topic, p.partition, *p.redone) for p in plan.partitions if is_gpu(p.stage) and p.redone is not None
+    ]
 
 
 def compute(

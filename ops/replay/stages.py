@@ -15,12 +15,14 @@ What a replay redoes, per stage (the text the plan shows):
   expired).
 * **materializer**: re-materialize. A document is a function of the set of its events, so it comes out
   identical; a due StoryCompleted may be produced again with the same event id.
-* **gpu:<pool>** (``batches.<pool>.<tier>``): re-render, only with ``--rerender``. The GPU consumers
-  triage each re-delivered batch as new (:mod:`gpu_consumers.triage`, :mod:`gpu_consumers.manifests`):
-  a task whose output and manifest are stored intact is *not* rendered, its TaskCompleted is re-emitted
-  from the manifest (``run_ms`` 0); a task past its deadline ends as TaskExpired; a cancelled story's
-  task is skipped; every other task (one that failed, or never stored an output) is rendered again and
-  costs GPU time. A fresh render of a completed task needs its manifest removed first.
+* **gpu:<pool>** (``batches.<pool>.<tier>``): re-render, only with ``--rerender``. ``--execute`` first
+  stores a re-render request for each tier group (:mod:`gpu_consumers.rerender`: the offsets each
+  partition redoes, ending after ``--rerender-ttl``), then moves the offsets. The GPU consumers render
+  every task of a re-delivered batch record in those windows again, stored output or not, and emit a
+  new TaskCompleted (same attempt, later event time: the job view shows the new render); a cancelled
+  story's task is still skipped. A batch record outside the windows is triaged as always (a stored
+  output re-announced from its manifest, a task past its deadline expired). A GPU group named by its
+  group name is the same stage, refused the same way without ``--rerender``.
 """
 
 from __future__ import annotations
@@ -44,14 +46,14 @@ EFFECTS = {
     "their deadline end TaskExpired (the view keeps completed/failed)",
     MATERIALIZER: "re-materialize: identical documents (the view is a function of the set of events); "
     "a StoryCompleted may be re-sent with its same event id",
-    GPU: "re-render: tasks with an intact stored output are re-announced from their manifest, not "
-    "rendered; past their deadline: TaskExpired; the others (failed, never stored) render again",
+    GPU: "re-render: every task of the re-delivered batch records (the offsets below) is rendered again, "
+    "stored output or not, and completes anew (the view shows the new render); cancelled stories' tasks "
+    "are skipped",
 }
 GPU_REFUSAL = (
-    "a replay of {stage} re-delivers batches to the GPU consumers: tasks with a stored output are "
-    "re-announced from their manifests without rendering, tasks past their deadline expire, and every "
-    "other task (failed, or without a stored output) is rendered again, costing GPU time; pass "
-    "--rerender to accept that"
+    "a replay of {stage} re-delivers batches to the GPU consumers and renders their tasks again, costing "
+    "GPU time; pass --rerender to accept that (it stores a re-render request covering exactly the "
+    "re-delivered offsets)"
 )
 
 
@@ -97,6 +99,11 @@ def resolve(name: str, env: Env | None = None) -> tuple[Target, ...]:
             "or Ctrl-C in `storee up`)"
         )
         return tuple(Target(g.group, g.topics, hint) for g in chosen)
+    for group in groups[2:]:  # a GPU group by its name is its stage: the same --rerender rules
+        if group.group == name:
+            pool = next((t.stage[len(GPU) :] for t in group.topics if t.stage), "")
+            hint = f"stop the GPU consumers of pool {pool} (`storee gpu-consumer --pool {pool}`)"
+            return (Target(group.group, group.topics, hint),)
     return (Target(name),)
 
 

@@ -33,6 +33,26 @@ def render(plan: ReplayPlan) -> Group:
     parts: list[Table | Text] = [table]
     for stage, effect in plan.effects.items():
         parts.append(Text(f"{stage}: {effect}"))
+    if plan.rerender is not None:
+        parts.append(Text(rerender_line(plan), style="yellow"))
     for refusal in plan.refusals:
         parts.append(Text(f"refused: {refusal}", style="red"))
     return Group(*parts)
+
+
+def rerender_line(plan: ReplayPlan) -> str:
+    """What ``--execute`` will have the GPU consumers render again, in one line."""
+    request = plan.rerender
+    if request is None:
+        return ""
+    if not request.windows:
+        return f"re-render: nothing is re-delivered; the request of {request.group} is cleared"
+    windows = ", ".join(f"{w.topic}[{w.partition}]@{w.first}..{w.last}" for w in request.windows)
+    first, last = plan.time_range
+    span = f" (batched {iso_ms(first)} to {iso_ms(last)})" if first is not None else ""
+    where = f"; stored at {plan.rerender_uri}" if plan.rerender_uri else ""
+    return (
+        f"re-render: every task of {request.records} batch record(s) {windows}{span} is rendered again, "
+        f"stored output or not; the request ends at {request.as_dict()['expires_at']} or when the group "
+        f"is reset again{where}"
+    )
