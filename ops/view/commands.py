@@ -7,17 +7,25 @@ new generation (the gateway and the materializer follow the pointer within a sec
 The previous generation is kept for ``rollback``; ``--keep N`` keeps N earlier ones in all (default 1).
 ``--verify-only`` builds and compares, then drops the new generation and changes nothing.
 
+Batch facts: ``batches.*`` are kept 7 days, and they alone say when and in which batch a task waited.
+When the batch records a rebuild needs are past retention (a batches partition's log start moved, or
+stories were submitted longer ago than the batches are kept), ``rebuild`` refuses, saying what would
+differ; ``--accept-batch-gaps`` rebuilds anyway, and verify reports the tasks that differ only in their
+batch facts as expected ("batch facts past retention"), not as differences (:mod:`ops.view.gaps`).
+
 ``rollback`` brings the previous generation up to date from the offsets recorded at the swap, then
 moves readers back to it.
 
 Exit status: 0 done (swapped, verified identical, or rolled back); 2 the generations differ (nothing
-was swapped); 1 an error (nothing to roll back to, a rebuild that did not catch up in time).
+was swapped); 1 an error or a refusal (batch facts past retention without ``--accept-batch-gaps``,
+nothing to roll back to, a rebuild that did not catch up in time).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Mapping
 
 from pymongo import MongoClient
@@ -29,7 +37,7 @@ from rich.table import Table
 from ops.view.exceptions import ViewError
 from ops.view.generations import ViewGenerations
 from ops.view.rebuild import RebuildResult, ShadowFactory, rebuild, rollback
-from ops.view.shadow import Progress, ShadowBuild
+from ops.view.shadow import Progress, ShadowBuild, read_batch_gaps
 from schemas.codec import Codec
 from streams.app import split_policy_of
 from streams.settings import StreamSettings
@@ -57,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep", type=int, default=1, help="earlier generations kept (default 1: the previous)"
     )
     build.add_argument("--timeout", type=float, default=1800.0, help="seconds each catch-up may take")
+    build.add_argument(
+        "--accept-batch-gaps",
+        action="store_true",
+        help="rebuild although batch records are past retention (their batch facts may differ)",
+    )
     build.add_argument("--json", action="store_true", help="print the result as JSON")
     build.set_defaults(handler=_rebuild)
     back = actions.add_parser("rollback", help="bring the previous generation up to date and swap back to it")
@@ -90,6 +103,11 @@ def _rebuild(args: argparse.Namespace) -> int:
         raise ViewError(f"--keep must be 1 or more, got {args.keep}")
     settings = StreamSettings.from_env()
     console = Console(stderr=args.json)
+    gaps = read_batch_gaps(settings.bootstrap_servers, settings.catalog, int(time.time() * 1000))
+    if gaps.any and not args.accept_batch_gaps:
+        raise ViewError(f"refused: {gaps.refusal()}")
+    if gaps.any:
+        console.print(f"[yellow]accepted[/yellow]: {gaps.describe()}")
     client: MongoClient = MongoClient(settings.mongodb_url, serverSelectionTimeoutMS=10_000)
     try:
         generations = ViewGenerations(client[settings.mongodb_database])
@@ -113,6 +131,7 @@ def _rebuild(args: argparse.Namespace) -> int:
                     keep=args.keep,
                     timeout_s=args.timeout,
                     on_progress=show,
+                    batch_gaps=gaps.any,
                 )
             except TimeoutError as exc:
                 raise ViewError(str(exc)) from exc
@@ -161,6 +180,11 @@ def as_json(result: RebuildResult) -> dict[str, object]:
             "rebuilt": {"stories": c.shadow_stories, "tasks": c.shadow_tasks},
         },
         "differing_stories": list(c.differing),
+        "expected_stories": list(c.expected),
+        "expected_differences": [
+            {"story_id": d.story_id, "what": d.what, "live": d.live, "rebuilt": d.shadow, "reason": d.reason}
+            for d in c.expected_differences
+        ],
         "differences": [
             {"story_id": d.story_id, "what": d.what, "live": d.live, "rebuilt": d.shadow, "reason": d.reason}
             for d in c.differences
@@ -179,7 +203,16 @@ def render(console: Console, result: RebuildResult) -> None:
     counts.add_row("stories", f"{c.live_stories:,}", f"{c.shadow_stories:,}")
     counts.add_row("tasks", f"{c.live_tasks:,}", f"{c.shadow_tasks:,}")
     counts.add_row("stories that differ", "", f"{len(c.differing):,}")
+    if c.expected:
+        counts.add_row("stories with batch facts past retention (expected)", "", f"{len(c.expected):,}")
     console.print(counts)
+    if c.expected_differences:
+        expected = Table(
+            "story", "what", "live", "rebuilt", "why", title="expected: batch facts past retention"
+        )
+        for d in c.expected_differences:
+            expected.add_row(d.story_id, d.what, d.live, d.shadow, d.reason)
+        console.print(expected)
     if c.differences:
         diff = Table("story", "what", "live", "rebuilt", "why", title="differences")
         for d in c.differences:

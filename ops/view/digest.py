@@ -17,6 +17,10 @@ What can differ legitimately, and the reason the diff gives:
 * any other field: the two views applied different records of that story (one is behind), or the
   reduction changed between the two builds.
 
+With ``batch_gaps`` (``storee view rebuild --accept-batch-gaps``, see :mod:`ops.view.gaps`) a story whose
+every difference is a batch fact the rebuild lacks (:data:`BATCH_GAP_FIELDS`, empty in the rebuild) is
+*expected*, with the reason "batch facts past retention": listed apart, and not counted as differing.
+
 The comparison is pure: :func:`compare` takes both generations as ``{story_id: StoryDocs}``.
 """
 
@@ -31,11 +35,14 @@ from typing import Any
 IGNORED = frozenset({"_rev"})
 DEFAULTS: Mapping[str, Any] = {"_tasks": None, "_rejected": None}
 BATCH_FIELDS = frozenset({"batch_id", "batched_at", "consumer_id"})
+# What a task rebuilt without its batch records lacks: the batch fields and the batch choice (``_batch``).
+BATCH_GAP_FIELDS = BATCH_FIELDS | {"_batch"}
 SHOWN_VALUE = 80  # characters of a value the diff shows
 
 ONLY_LIVE = "only in the live view: its records left the log (retention), or the rebuild stopped before them"
 ONLY_SHADOW = "only in the rebuild: the live materializer is behind, or a live document was lost"
 BATCH_REASON = "batches.* keep 7 days: a task batched longer ago rebuilds without its batch fields"
+EXPECTED_REASON = "batch facts past retention (accepted with --accept-batch-gaps)"
 EVENTS_REASON = "the views applied different records of this story (one is behind) or the reduction changed"
 
 
@@ -66,9 +73,12 @@ class Comparison:
     shadow_tasks: int
     differing: tuple[str, ...]  # story ids whose digests differ, sorted
     differences: tuple[Difference, ...]
+    expected: tuple[str, ...] = ()  # stories that differ only in batch facts past retention (accepted)
+    expected_differences: tuple[Difference, ...] = ()
 
     @property
     def identical(self) -> bool:
+        """Nothing differs but what was accepted (``expected``)."""
         return not self.differing and (self.live_stories, self.live_tasks) == (
             self.shadow_stories,
             self.shadow_tasks,
@@ -92,8 +102,15 @@ def digest(docs: StoryDocs) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def compare(live: Mapping[str, StoryDocs], shadow: Mapping[str, StoryDocs], *, limit: int = 50) -> Comparison:
-    """Counts of both generations, the stories whose digests differ, and up to ``limit`` differences."""
+def compare(
+    live: Mapping[str, StoryDocs],
+    shadow: Mapping[str, StoryDocs],
+    *,
+    limit: int = 50,
+    batch_gaps: bool = False,
+) -> Comparison:
+    """Counts of both generations, the stories whose digests differ, and up to ``limit`` differences;
+    with ``batch_gaps``, stories differing only in batch facts the rebuild lacks are ``expected``."""
     differing = sorted(
         story_id
         for story_id in set(live) | set(shadow)
@@ -101,6 +118,18 @@ def compare(live: Mapping[str, StoryDocs], shadow: Mapping[str, StoryDocs], *, l
         or story_id not in shadow
         or digest(live[story_id]) != digest(shadow[story_id])
     )
+    expected: list[str] = []
+    expected_differences: list[Difference] = []
+    if batch_gaps:
+        for story_id in list(differing):
+            found = explain(story_id, live.get(story_id), shadow.get(story_id))
+            if found and all(d.reason == BATCH_REASON and _gap_field(d.what) for d in found):
+                differing.remove(story_id)
+                expected.append(story_id)
+                if len(expected_differences) < limit:
+                    expected_differences.extend(
+                        Difference(d.story_id, d.what, d.live, d.shadow, EXPECTED_REASON) for d in found
+                    )
     differences: list[Difference] = []
     for story_id in differing:
         differences.extend(explain(story_id, live.get(story_id), shadow.get(story_id)))
@@ -113,7 +142,14 @@ def compare(live: Mapping[str, StoryDocs], shadow: Mapping[str, StoryDocs], *, l
         shadow_tasks=sum(len(docs.tasks) for docs in shadow.values()),
         differing=tuple(differing),
         differences=tuple(differences[:limit]),
+        expected=tuple(expected),
+        expected_differences=tuple(expected_differences[:limit]),
     )
+
+
+def _gap_field(what: str) -> bool:
+    """``task <id>.<field>`` naming one of :data:`BATCH_GAP_FIELDS`."""
+    return what.startswith("task ") and what.rpartition(".")[2] in BATCH_GAP_FIELDS
 
 
 def explain(story_id: str, live: StoryDocs | None, shadow: StoryDocs | None) -> list[Difference]:
@@ -140,7 +176,7 @@ def _fields(
     found = []
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
-            reason = BATCH_REASON if name in BATCH_FIELDS and new.get(name) is None else EVENTS_REASON
+            reason = BATCH_REASON if name in BATCH_GAP_FIELDS and new.get(name) is None else EVENTS_REASON
             found.append(
                 Difference(story_id, f"{what}.{name}", _show(old.get(name)), _show(new.get(name)), reason)
             )

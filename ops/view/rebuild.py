@@ -5,7 +5,8 @@ Steps (the gateway serves the live generation throughout):
 1. A new generation ``g`` (``stories_g<g>``, ``tasks_g<g>``) is written by a materializer of its own
    (:mod:`ops.view.shadow`) from the earliest retained record of every view topic.
 2. It catches up: its committed offsets reach the log end offsets read at one instant.
-3. Verify: both generations are read and compared story by story (:mod:`ops.view.digest`). The live
+3. Verify: both generations are read and compared story by story (:mod:`ops.view.digest`; with
+   ``batch_gaps`` accepted, stories differing only in batch facts past retention are expected). The live
    view moves on meanwhile, so stories that differ are compared again after both caught up once more
    (up to ``settle_rounds`` times); only differences that stay are reported.
 4. Swap (unless ``verify_only`` or differences remain): the shadow catches up once more, the pointer
@@ -60,8 +61,10 @@ def rebuild(
     timeout_s: float = 600.0,
     settle_rounds: int = 5,
     on_progress: Callable[[Progress], None] = lambda _: None,
+    batch_gaps: bool = False,
 ) -> RebuildResult:
-    """Build a new generation, verify it against the live one and, unless told not to, swap to it."""
+    """Build a new generation, verify it against the live one and, unless told not to, swap to it;
+    with ``batch_gaps`` (accepted), differences in batch facts past retention are expected."""
     started = time.monotonic()
     pointer = generations.pointer()
     generation = generations.next_generation()
@@ -70,7 +73,9 @@ def rebuild(
     shadow.start()
     try:
         built = shadow.catch_up(timeout_s, on_progress)
-        comparison = verify(generations, shadow, pointer.current, generation, settle_rounds, timeout_s)
+        comparison = verify(
+            generations, shadow, pointer.current, generation, settle_rounds, timeout_s, batch_gaps=batch_gaps
+        )
         done = not verify_only and comparison.identical
         if done:
             shadow.catch_up(timeout_s, on_progress)
@@ -103,15 +108,17 @@ def verify(
     built: int,
     settle_rounds: int,
     timeout_s: float,
+    *,
+    batch_gaps: bool = False,
 ) -> Comparison:
     """Compare the two generations; stories that differ are compared again after another catch-up."""
-    comparison = compare(generations.snapshot(live), generations.snapshot(built))
+    comparison = compare(generations.snapshot(live), generations.snapshot(built), batch_gaps=batch_gaps)
     for _ in range(settle_rounds):
         if comparison.identical:
             break
         shadow.catch_up(timeout_s)
         time.sleep(REFRESH_S)  # the live materializer's next flush lands meanwhile
-        comparison = compare(generations.snapshot(live), generations.snapshot(built))
+        comparison = compare(generations.snapshot(live), generations.snapshot(built), batch_gaps=batch_gaps)
     return comparison
 
 

@@ -25,8 +25,9 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from ops.runtime.kafka import DurableProducer, admin_client, make_consumer
+from ops.view.gaps import BatchGaps, BatchLog, batch_gaps
 from schemas.codec import Codec
-from schemas.topics import TopicCatalog
+from schemas.topics import REBUILD_RECENT, TopicCatalog
 from streams.metrics import StreamMetrics
 from streams.view import SceneCounter
 from streams.view_loop import AGENT, Materializer, view_topics
@@ -171,3 +172,30 @@ class ShadowBuild:
                     f"the rebuild is still {progress.behind} records behind after {timeout_s:.0f}s"
                 )
             time.sleep(interval_s)
+
+
+def read_batch_gaps(bootstrap: str, catalog: TopicCatalog, now_ms: int) -> BatchGaps:
+    """Read what :func:`ops.view.gaps.batch_gaps` decides on: the batches' log starts and how many
+    submitted stories are older than the batches' (shortest) retention."""
+    batches = [spec for spec in catalog if spec.rebuild == REBUILD_RECENT]
+    retention = min((spec.retention_ms for spec in batches if spec.retention_ms > 0), default=-1)
+    probe: Consumer = make_consumer(bootstrap, f"{catalog.prefix}view-gaps-probe")
+    try:
+        metadata = probe.list_topics(timeout=10)
+        logs = []
+        for spec in batches:
+            for partition in metadata.topics[spec.name].partitions if spec.name in metadata.topics else ():
+                low, high = probe.get_watermark_offsets(TopicPartition(spec.name, partition), timeout=10)
+                logs.append(BatchLog(spec.name, partition, low, high))
+        older = 0
+        stories = catalog.stories_submitted
+        if retention > 0 and stories in metadata.topics:
+            cutoff = now_ms - retention
+            parts = [TopicPartition(stories, p, cutoff) for p in metadata.topics[stories].partitions]
+            for found in probe.offsets_for_times(parts, timeout=10):
+                low, high = probe.get_watermark_offsets(TopicPartition(stories, found.partition), timeout=10)
+                first_new = high if found.offset < 0 else found.offset  # -1: every record is older
+                older += max(first_new - low, 0)
+    finally:
+        probe.close()
+    return batch_gaps(logs, retention, older, now_ms)
