@@ -27,6 +27,7 @@ from gateway.error_responses import EXCEPTION_HANDLERS
 from gateway.idempotency import IdempotencyRecords
 from gateway.jobs import JobView
 from gateway.limits import SharedLimits
+from gateway.live import TaskEventFanOut
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.openapi import openapi_document
 from gateway.publisher import EventPublisher
@@ -55,6 +56,10 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
         database = mongo[settings.mongodb_database]
         publisher = EventPublisher(settings.kafka_bootstrap_servers, timeout_s=settings.publish_timeout_s)
         publisher.start()
+        live = TaskEventFanOut(
+            settings.kafka_bootstrap_servers, settings.catalog.task_events, queue_size=settings.sse_queue_size
+        )
+        live.start()
         state = GatewayState(
             settings=settings,
             catalog=settings.catalog,
@@ -79,6 +84,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             publisher=publisher,
             store=LocalStore(settings.output_dir),
             metrics=metrics,
+            live=live,
         )
         try:
             await state.limits.prepare()
@@ -100,6 +106,7 @@ def create_app(settings: GatewaySettings, *, clock: Callable[[], float] = time.t
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            await live.stop()
             await asyncio.to_thread(publisher.close, settings.publish_timeout_s)
             await mongo.close()
 

@@ -57,6 +57,17 @@ class GatewaySettings:
     api_key_cache_ttl_s: float = 30.0
     idempotency_ttl_s: int = 86_400
     webhook_allow_private: bool = False
+    # The live progress stream (GET /v1/stories/{id}/events): open streams per account in one gateway
+    # process, seconds between keep-alive comments, without an event, and in all; events queued per
+    # stream before a slow client's stream is ended (it resumes with Last-Event-ID); records a resume may
+    # read back; seconds that read may take.
+    sse_max_streams_per_account: int = 10
+    sse_keepalive_s: float = 15.0
+    sse_idle_timeout_s: float = 600.0
+    sse_max_duration_s: float = 3_600.0
+    sse_queue_size: int = 1_000
+    sse_replay_max_records: int = 200_000
+    sse_replay_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -97,6 +108,13 @@ class GatewaySettings:
             api_key_cache_ttl_s=env.float("API_KEY_CACHE_TTL", 30.0, minimum=0.0),
             idempotency_ttl_s=env.int("IDEMPOTENCY_TTL", 86_400, minimum=60),
             webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
+            sse_max_streams_per_account=env.int("SSE_MAX_STREAMS_PER_ACCOUNT", 10, minimum=1),
+            sse_keepalive_s=env.float("SSE_KEEPALIVE", 15.0, minimum=0.05),
+            sse_idle_timeout_s=env.float("SSE_IDLE_TIMEOUT", 600.0, minimum=0.1),
+            sse_max_duration_s=env.float("SSE_MAX_DURATION", 3_600.0, minimum=0.1),
+            sse_queue_size=env.int("SSE_QUEUE_SIZE", 1_000, minimum=1),
+            sse_replay_max_records=env.int("SSE_REPLAY_MAX_RECORDS", 200_000, minimum=1),
+            sse_replay_timeout_s=env.float("SSE_REPLAY_TIMEOUT", 10.0, minimum=0.1),
         )
 
     @property

@@ -9,6 +9,7 @@ from gateway.accounts import AccountStore
 from gateway.idempotency import IdempotencyRecords
 from gateway.jobs import JobView
 from gateway.limits import SharedLimits
+from gateway.live import TaskEventFanOut
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
@@ -31,3 +32,4 @@ class GatewayState:
     publisher: EventPublisher
     store: LocalStore
     metrics: GatewayMetrics
+    live: TaskEventFanOut  # task.events pushed to the open progress streams
