@@ -1,7 +1,8 @@
 """A small client of the gateway's HTTP API, for the ``storee submit|status|watch|result|list`` commands.
 
 Every error the API answers (``{"error": {"code", "message", "field"}}``) becomes one
-:class:`ApiError` whose message is a single clear line.
+:class:`ApiError` whose message is a single clear line. :meth:`StoreeClient.events` follows a story's
+Server-Sent Events stream, reconnecting with ``Last-Event-ID`` when the gateway ends it early.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,62 @@ class ApiError(StoreeError):
     """The gateway refused a request or could not be reached."""
 
 
-# Watching a story polls; every request spends one unit of the key's limit (60 a minute by default).
+# Following a story with --wait polls; every request spends one unit of the key's limit (60 a minute).
 POLL_INTERVAL_S = 1.5
 RETRYABLE = frozenset({429, 503})
+# The event stream: the last event of a story, the story statuses that end it, and how often in a row
+# a dropped stream is reopened before giving up.
+STORY_END_EVENT = "story.completed"
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+STREAM_RECONNECTS = 5
+STREAM_READ_TIMEOUT_S = 90.0  # several keep-alives (15 s) long
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One Server-Sent Event: its name, its JSON data, and its id (None when it had none)."""
+
+    name: str
+    data: Any
+    id: str | None = None
+
+    @property
+    def ends_story(self) -> bool:
+        """The last event of the story's stream (the story ended, or had ended when it opened)."""
+        if self.name == STORY_END_EVENT:
+            return True
+        return (
+            self.name == "snapshot"
+            and isinstance(self.data, dict)
+            and self.data.get("status") in TERMINAL_STATUSES
+        )
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[StreamEvent]:
+    """Events from the lines of a ``text/event-stream`` (comments and ``retry`` ignored; data as JSON)."""
+    name, event_id = "message", None
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                raw = "\n".join(data)
+                try:
+                    value: Any = json.loads(raw)
+                except ValueError:
+                    value = raw
+                yield StreamEvent(name, value, event_id)
+            name, data, event_id = "message", [], None
+            continue
+        if line.startswith(":"):
+            continue
+        key, _, value_text = line.partition(":")
+        value_text = value_text[1:] if value_text.startswith(" ") else value_text
+        if key == "event":
+            name = value_text
+        elif key == "data":
+            data.append(value_text)
+        elif key == "id":
+            event_id = value_text
 
 
 def send_politely(
@@ -101,6 +155,40 @@ class StoreeClient:
     def cancel(self, story_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/stories/{story_id}/cancel")
 
+    def events(self, story_id: str, *, last_event_id: str | None = None) -> Iterator[StreamEvent]:
+        """The story's events as they happen, until it ends: a snapshot first (unless resuming after
+        ``last_event_id``), then each task event; a stream the gateway ends early (idle, its maximum
+        duration, a slow reader) or a dropped connection is reopened after the last event seen."""
+        failures = 0
+        path = f"/v1/stories/{story_id}/events"
+        timeout = httpx.Timeout(10.0, read=STREAM_READ_TIMEOUT_S)
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                with self._call_stream(path, headers=headers, timeout=timeout) as response:
+                    if response.status_code == 204:  # resumed after the end: nothing more comes
+                        return
+                    for event in parse_sse(response.iter_lines()):
+                        failures = 0
+                        last_event_id = event.id or last_event_id
+                        yield event
+                        if event.ends_story:
+                            return
+            except ApiError as exc:
+                if not isinstance(exc.__cause__, httpx.HTTPError):
+                    raise
+                failures += 1
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > STREAM_RECONNECTS:
+                    raise ApiError(f"the event stream of {story_id} kept dropping: {exc}") from exc
+            if failures > STREAM_RECONNECTS:
+                raise ApiError(f"could not reopen the event stream of {story_id}")
+            if failures:
+                time.sleep(min(2.0**failures, 10.0))
+
     def download(self, path: str, target: Path) -> int:
         """Stream ``path`` (a result URL) into ``target``; return the bytes written."""
         written = 0
@@ -125,9 +213,12 @@ class StoreeClient:
         return response.json()
 
     @contextlib.contextmanager
-    def _call_stream(self, path: str) -> Iterator[httpx.Response]:
+    def _call_stream(
+        self, path: str, *, headers: dict[str, str] | None = None, timeout: httpx.Timeout | None = None
+    ) -> Iterator[httpx.Response]:
         try:
-            response = self._http.send(self._http.build_request("GET", path), stream=True)
+            request = self._http.build_request("GET", path, headers=headers, timeout=timeout)
+            response = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the gateway at {self._http.base_url}: {exc}") from exc
         try:

@@ -7,6 +7,7 @@ The API key comes from ``STOREE_API_KEY`` and the gateway from ``STOREE_URL`` (d
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ops.client import POLL_INTERVAL_S, ClientSettings, StoreeClient, story_body_from
+from ops.client import POLL_INTERVAL_S, ClientSettings, StoreeClient, StreamEvent, story_body_from
 from schemas.view import TERMINAL_STORY_STATUSES
 
 TERMINAL = {status.value for status in TERMINAL_STORY_STATUSES}
@@ -32,8 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = subparsers.add_parser("status", help="show a story and its scenes")
     status.add_argument("story_id")
     status.set_defaults(handler=_status)
-    watch = subparsers.add_parser("watch", help="show a progress bar until the story finishes")
+    watch = subparsers.add_parser(
+        "watch", help="print the story's events as they happen (exit 0 if it completes, 1 if not)"
+    )
     watch.add_argument("story_id")
+    watch.add_argument("--json", action="store_true", help="one JSON object per event")
+    watch.add_argument("--last-event-id", help="resume after this event (no snapshot first)")
     watch.set_defaults(handler=_watch)
     result = subparsers.add_parser("result", help="download a story's clips (ZIP) or one task's clip")
     result.add_argument("id", help="a story id, or a task id (story_id:index)")
@@ -91,11 +96,50 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    """Follow the story's event stream, one line per event; the exit status says how it ended."""
     client = _client()
+    console = Console(highlight=False)
+    status = None
     try:
-        return _follow(client, args.story_id, Console())
+        for event in client.events(args.story_id, last_event_id=args.last_event_id):
+            if args.json:
+                print(json.dumps({"event": event.name, "id": event.id, "data": event.data}), flush=True)
+            else:
+                console.print(event_line(event), soft_wrap=True, markup=False)
+            if event.name == "snapshot" and isinstance(event.data, dict):
+                status = event.data.get("status")
+        if status not in TERMINAL:  # it ended on story.completed: the view says how
+            status = client.story(args.story_id)["status"]
     finally:
         client.close()
+    if not args.json:
+        console.print(f"{args.story_id}: {status}")
+    return 0 if status == "completed" else 1
+
+
+def event_line(event: StreamEvent) -> str:
+    """One line for a person: the event's name and what it says."""
+    data = event.data if isinstance(event.data, dict) else {}
+    if event.name == "snapshot":
+        return (
+            f"snapshot        {data.get('status')} {data.get('progress', 0.0):.0%} "
+            f"({data.get('task_count')} tasks)"
+        )
+    task = data.get("task_id", "")
+    details = {
+        "task.started": f"attempt {data.get('attempt', 0)}",
+        "task.progress": f"step {data.get('step')}/{data.get('total_steps')}",
+        "task.completed": f"{len(data.get('outputs') or [])} output(s), {data.get('run_ms', 0) / 1000:.1f}s",
+        "task.failed": f"{data.get('error_class')}: {data.get('message')}"
+        + (" (will retry)" if data.get("retriable") else ""),
+        "task.expired": "its deadline passed",
+        "story.cancelled": str(data.get("reason") or ""),
+        "story.completed": (
+            f"completed {data.get('tasks_completed')}, failed {data.get('tasks_failed')}, "
+            f"expired {data.get('tasks_expired')}"
+        ),
+    }.get(event.name, json.dumps(data))
+    return " ".join(part for part in (f"{event.name:<15}", task, details) if part).rstrip()
 
 
 def _follow(client: StoreeClient, story_id: str, console: Console) -> int:
