@@ -20,6 +20,10 @@ def gateway_env(settings: GatewaySettings) -> dict[str, str]:
         "RATE_LIMIT_ACCOUNT_PER_MINUTE": str(settings.account_rate_per_minute),
         "RATE_LIMIT_ACCOUNT_BURST": str(settings.account_burst),
         "PUBLISH_TIMEOUT": str(settings.publish_timeout_s),
+        "SSE_KEEPALIVE": str(settings.sse_keepalive_s),
+        "SSE_IDLE_TIMEOUT": str(settings.sse_idle_timeout_s),
+        "SSE_MAX_DURATION": str(settings.sse_max_duration_s),
+        "SSE_MAX_STREAMS_PER_ACCOUNT": str(settings.sse_max_streams_per_account),
         **pools_env(settings),
     }
 
