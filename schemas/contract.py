@@ -11,9 +11,10 @@ The rules, and why:
   ``outputs/<story_id>/``); ``task_id`` is ``<story_id>:<scene index>``; ``batch_id`` is ``b-`` and 24
   hex digits, and a BatchReady's is the one its task ids give; event and consumer ids are short tokens.
 * numbers: ``sequence`` and timestamps in ``[0, 2**53]`` (so ``sequence + 1`` always encodes, and any
-  JSON reader keeps them exact); attempts up to 100; scene indexes below ``task_count`` and at most
-  :data:`MAX_TASKS` tasks; floats finite; sizes, frames, steps, guidance and seeds within the ranges
-  below, generous for every model we serve but far from what breaks an allocator.
+  JSON reader keeps them exact); attempts up to 100, ten per run of a story (:func:`retry_of`); scene
+  indexes below ``task_count`` and at most :data:`MAX_TASKS` tasks; floats finite; sizes, frames, steps,
+  guidance and seeds within the ranges below, generous for every model we serve but far from what
+  breaks an allocator.
 * the probe: a story id starting with ``storee-probe-`` belongs to the account ``storee-probe`` and
   that account submits nothing else (:data:`schemas.ids.PROBE_ACCOUNT`), so an id tells a probe.
 * text: prompts, story text, titles and messages have a length cap.
@@ -50,6 +51,11 @@ MAX_ID_CHARS = 128
 MAX_SEQUENCE = 2**53
 MAX_TIME_MS = 2**53
 MAX_ATTEMPT = 100
+# A story's runs: its first (retry 0) and each POST /v1/stories/{id}/retry. Run N's tasks carry attempts
+# N*10 to N*10+9 (the GPU consumers' own retries count up inside that range), so an event's attempt says
+# which run it belongs to and the job view lets a newer run reopen a task an older one ended.
+ATTEMPTS_PER_RETRY = 10
+MAX_STORY_RETRIES = MAX_ATTEMPT // ATTEMPTS_PER_RETRY - 1
 MAX_TASKS = 1024
 MAX_PROMPT_CHARS = 20_000
 MAX_STORY_TEXT_CHARS = 1_000_000
@@ -64,6 +70,23 @@ MAX_STEPS = 10_000
 MAX_GUIDANCE = 100.0
 MAX_SEED = 2**63 - 1
 MAX_AUDIO_S = 3_600.0
+
+
+def retry_of(attempt: int) -> int:
+    """The run of its story an attempt belongs to (0: the first run)."""
+    return max(attempt, 0) // ATTEMPTS_PER_RETRY
+
+
+def first_attempt(retry: int) -> int:
+    """The attempt a run's tasks are requested with."""
+    return retry * ATTEMPTS_PER_RETRY
+
+
+def attempt_within_run(base: int, retries: int) -> int:
+    """Attempt ``base`` after ``retries`` in-place retries, kept inside ``base``'s run and the bounds."""
+    last = first_attempt(retry_of(base)) + ATTEMPTS_PER_RETRY - 1
+    return max(0, min(base + retries, last, MAX_ATTEMPT))
+
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,256}")  # printable ASCII, no spaces
@@ -315,6 +338,7 @@ def _story_completed(c: _Check, e: StoryCompleted) -> None:
     for name in ("tasks_completed", "tasks_failed", "tasks_expired"):
         c.int_range(name, getattr(e, name), 0, MAX_TASKS)
     c.float_range("gpu_seconds", e.gpu_seconds, 0.0, 1e12)
+    c.int_range("retry", e.retry, 0, MAX_STORY_RETRIES)
 
 
 _RULES: dict[type, Callable[[_Check, Any], None]] = {

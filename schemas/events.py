@@ -146,6 +146,7 @@ class TaskExpired(Event):
     story_id: str
     task_id: str
     deadline: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +168,7 @@ class StoryCompleted(Event):
     tasks_failed: int
     tasks_expired: int
     gpu_seconds: float
+    retry: int = 0
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

@@ -9,14 +9,18 @@ Unix epoch (UTC), as in the events.
     account_id, tier, title, task_type, model (the pool), status (StoryStatus), error {code, message}|None,
     task_count, counts {queued, running, completed, failed, expired, cancelled}, progress (0.0-1.0),
     submitted_at, started_at|None, finished_at|None, callback_url|None, idempotency_key|None,
-    outputs [ {task_id, scene_index, uri, media_type} ] (completed clips, by scene index)
+    outputs [ {task_id, scene_index, uri, media_type} ] (completed clips, by scene index),
+    retry (the latest run: 0, or N after the Nth POST /v1/stories/{id}/retry),
+    attempts [ {retry, requested_at, tasks, ended_at|None, tasks_completed|None, tasks_failed|None,
+               tasks_expired|None} ] (one per run, oldest first; the counts once that run ended)
 
 ``tasks`` (``_id`` = task_id)::
 
     story_id, account_id, tier, pool, task_type, model, scene_index, prompt, status (TaskStatus),
     batch_id|None, consumer_id|None, attempt, step, total_steps,
     queued_at, batched_at|None, started_at|None, finished_at|None, deadline|None,
-    outputs [ {uri, media_type, ...} ], error {error_class, message, retriable}|None, simulated (bool)
+    outputs [ {uri, media_type, ...} ], error {error_class, message, retriable}|None, simulated (bool),
+    params (the GenerationParams record), input (the MediaRef record)|None: what a retry requests again
 
 Both kinds also carry ``updated_at`` and the bookkeeping the materializer needs for ordering (field
 names starting with ``_``), which readers ignore.

@@ -46,6 +46,7 @@ def test_golden_bytes_of_a_task_expired(codec: Codec) -> None:
         + avro_string(STORY)
         + avro_string(f"{STORY}:2")
         + zigzag(T0 + 1)
+        + zigzag(0)  # attempt (added with story retries; default 0)
     )
     assert codec.encode(event) == b"\xc3\x01" + fingerprint + body
 
@@ -189,7 +190,7 @@ def test_incompatible_writer_raises_codec_error() -> None:
 def test_values_outside_their_avro_type_are_refused_even_where_fastavro_reads_them(codec: Codec) -> None:
     event = TaskExpired(event_id="e" * 32, event_time=T0, story_id=STORY, task_id="t", deadline=1)
     data = codec.encode(event)
-    expired = Codec(compiled=False).decode(data[:-1] + zigzag(2**40))
+    expired = Codec(compiled=False).decode(data[:-2] + zigzag(2**40) + zigzag(0))  # deadline, attempt
     assert isinstance(expired, TaskExpired) and expired.deadline == 2**40  # a long: fine
     progress = codec.encode(
         TaskProgress(
