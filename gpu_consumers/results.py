@@ -6,14 +6,16 @@ progress +2, and the end state (completed, failed, expired) +3. A redelivered ba
 never overrides the end state an earlier run already reached. A TaskFailed's sequence and attempt
 are kept within the contract's bounds (:mod:`schemas.contract`), so a task refused for a sequence
 without room left, or an attempt out of range, can still be failed where the job view accepts it.
+Attempts stay inside the run of the story the task belongs to (:func:`schemas.contract.retry_of`): a
+retry beyond that run's ten attempts reports its last one.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from schemas.contract import MAX_ATTEMPT
 from schemas.contract import MAX_SEQUENCE as CONTRACT_MAX_SEQUENCE
+from schemas.contract import attempt_within_run
 from schemas.events import BatchReady, TaskCompleted, TaskExpired, TaskFailed, TaskProgress, TaskStarted
 from schemas.records import BatchTask, OutputArtifact
 
@@ -53,8 +55,13 @@ def started(batch: BatchReady, task: BatchTask, consumer_id: str, attempt: int) 
         task_id=task.task_id,
         batch_id=batch.batch_id,
         consumer_id=consumer_id,
-        attempt=attempt,
+        attempt=_in_run(task, attempt),
     )
+
+
+def _in_run(task: BatchTask, attempt: int) -> int:
+    """``attempt`` (the task's own plus the retries so far) kept inside the task's run."""
+    return attempt_within_run(task.attempt, attempt - task.attempt)
 
 
 def progress(batch: BatchReady, task: BatchTask, consumer_id: str, step: int, total: int) -> TaskProgress:
@@ -86,7 +93,7 @@ def completed(
         task_id=task.task_id,
         batch_id=batch.batch_id,
         consumer_id=consumer_id,
-        attempt=attempt,
+        attempt=_in_run(task, attempt),
         outputs=(output,),
         seed=seed,
         run_ms=run_ms,
@@ -106,12 +113,16 @@ def failed(
         consumer_id=consumer_id,
         error_class=error_class,
         message=message,
-        attempt=max(0, min(attempt, MAX_ATTEMPT)),
+        attempt=_in_run(task, attempt),
         retriable=False,
     )
 
 
 def expired(task: BatchTask, deadline: int) -> TaskExpired:
     return TaskExpired(
-        sequence=task.sequence + END_STEP, story_id=task.story_id, task_id=task.task_id, deadline=deadline
+        sequence=task.sequence + END_STEP,
+        story_id=task.story_id,
+        task_id=task.task_id,
+        deadline=deadline,
+        attempt=task.attempt,
     )

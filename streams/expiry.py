@@ -45,6 +45,7 @@ def task_expired(task: TaskRequested, now: int) -> TaskExpired:
         story_id=task.story_id,
         task_id=task.task_id,
         deadline=task.deadline if task.deadline is not None else now,
+        attempt=task.attempt,
     )
 
 
@@ -59,4 +60,5 @@ def overdue_expired(task: Mapping[str, Any], now: int) -> TaskExpired:
         story_id=task["story_id"],
         task_id=task["_id"],
         deadline=int(task["deadline"]),
+        attempt=attempt,
     )

@@ -7,10 +7,13 @@ replaying the topics rebuilds it identically. Three kinds of merge make that so:
 * static fields (prompt, account, ...) come from the highest-priority source (TaskRequested over a
   batch's copy, :class:`~streams.view_doc.Source`), ties broken by the smallest ``(event_time, event_id)``;
 * monotone fields merge with ``min`` or ``max`` (queued_at, started_at, step, updated_at);
-* the task's status comes from its *head*: the event with the greatest key. Final outcomes (completed >
-  failed for good > expired) beat everything; otherwise the higher attempt wins, then the later phase
-  (queued < batched < running < failed-but-retriable), then ``(event_time, sequence, event_id)``. The
-  ranks are named in :mod:`streams.view_doc`.
+* the task's status comes from its *head*: the event with the greatest key. A completion beats
+  everything; then the later run of the story (a ``POST /v1/stories/{id}/retry`` requests its failed and
+  expired tasks again with attempts of the next run, :func:`schemas.contract.retry_of`, and so reopens
+  them); within a run, final outcomes (failed for good > expired) beat everything open, otherwise the
+  higher attempt wins, then the later phase (queued < batched < running < failed-but-retriable), then
+  ``(event_time, sequence, event_id)``. The ranks are named in :mod:`streams.view_doc`; a story ends
+  once per run (:mod:`streams.view_runs`).
 
 A cancelled story turns its tasks without a final outcome into ``cancelled``; a clip that completes
 anyway stays completed. Story fields (counts, progress, status, outputs, times) are derived from the
@@ -32,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.contract import retry_of
 from schemas.events import (
     Event,
     StoryCancelled,
@@ -46,7 +50,6 @@ from schemas.events import (
 )
 from schemas.ids import is_probe_story
 from schemas.view import TERMINAL_TASK_STATUSES, StoryStatus, TaskStatus
-from streams.event_ids import derived_event_id
 from streams.exceptions import StreamsError
 from streams.view_doc import (
     AttemptTime,
@@ -66,6 +69,7 @@ from streams.view_doc import (
     TaskSource,
     batch_choice,
     cancellation,
+    emitted_runs,
     empty_counts,
     empty_head,
     final_rank,
@@ -80,6 +84,7 @@ from streams.view_doc import (
     submission,
 )
 from streams.view_facts import BatchedTask, Fact, RejectedStory, event_of, task_id_of
+from streams.view_runs import add_end, add_run, completed_event_id, finalize_runs, mark_emitted
 
 # How many scenes a submitted story yields; raises a StreamsError (with ``code``) when it yields none.
 SceneCounter = Callable[[StorySubmitted], int]
@@ -156,6 +161,8 @@ def _apply_story(doc: StoryDoc, fact: Fact, count_scenes: SceneCounter) -> None:
             doc["_tc_split"], doc["_split_error"] = _split_count(fact, count_scenes)
     elif isinstance(fact, TaskRequested):
         doc["_tc_req"] = max(doc["_tc_req"] or 0, fact.task_count)
+        if retry_of(fact.attempt) > 0:
+            add_run(doc, retry_of(fact.attempt), fact.event_time, fact.task_id)
         if doc["_sub"] is None:
             doc.update({"account_id": fact.account_id, "tier": fact.tier.value,
                         "task_type": fact.task_type.value, "model": fact.model})  # fmt: skip
@@ -165,7 +172,8 @@ def _apply_story(doc: StoryDoc, fact: Fact, count_scenes: SceneCounter) -> None:
         if chosen is None or key < chosen:
             doc["_cancel"] = list(key)
     elif isinstance(fact, StoryCompleted):
-        doc["_completed_emitted"] = True
+        mark_emitted(doc, fact)
+        add_end(doc, fact)
     if doc["account_id"] is None:
         account = fact.task.account_id if isinstance(fact, BatchedTask) else getattr(fact, "account_id", None)
         doc["account_id"] = account
@@ -213,9 +221,8 @@ def _apply_task(doc: TaskDoc, fact: Fact) -> None:
         _offer_head(doc, rank, fact, TaskStatus.FAILED, consumer_id=fact.consumer_id, batch_id=fact.batch_id,
                     error=error, finished_at=fact.event_time)  # fmt: skip
     elif isinstance(fact, TaskExpired):
-        _offer_head(
-            doc, final_rank(Outcome.EXPIRED, 0), fact, TaskStatus.EXPIRED, finished_at=fact.event_time
-        )
+        expiry = final_rank(Outcome.EXPIRED, fact.attempt)
+        _offer_head(doc, expiry, fact, TaskStatus.EXPIRED, finished_at=fact.event_time)
     attempt = getattr(fact.task if isinstance(fact, BatchedTask) else fact, "attempt", 0)
     doc["attempt"] = max(doc["attempt"], attempt)
     sequence = fact.task.sequence if isinstance(fact, BatchedTask) else event.sequence
@@ -235,7 +242,8 @@ def _apply_requested(doc: TaskDoc, event: TaskRequested) -> None:
         doc, SourceKey(int(Source.REQUESTED), -event.attempt, event.event_time, event.event_id),
         {"story_id": event.story_id, "account_id": event.account_id, "tier": event.tier.value,
          "pool": event.model, "task_type": event.task_type.value, "model": event.model,
-         "scene_index": event.scene_index, "prompt": event.prompt, "deadline": event.deadline},
+         "scene_index": event.scene_index, "prompt": event.prompt, "deadline": event.deadline,
+         "params": event.params.to_record(), "input": event.input.to_record() if event.input else None},
     )  # fmt: skip
     # queued_at: the first request of the latest attempt.
     current = queued(doc)
@@ -251,7 +259,8 @@ def _apply_batched(doc: TaskDoc, fact: BatchedTask) -> None:
         doc, SourceKey(int(Source.BATCH), -task.attempt, batch.event_time, batch.event_id),
         {"story_id": task.story_id, "account_id": task.account_id, "tier": batch.tier.value,
          "pool": batch.pool, "task_type": batch.task_type.value, "model": batch.model,
-         "scene_index": task.scene_index, "prompt": task.prompt, "deadline": task.deadline},
+         "scene_index": task.scene_index, "prompt": task.prompt, "deadline": task.deadline,
+         "params": task.params.to_record(), "input": task.input.to_record() if task.input else None},
     )  # fmt: skip
     # The batch a task runs in: highest attempt, then the earliest batch (a re-sent batch is the same).
     chosen = BatchChoice(-task.attempt, batch.event_time, batch.batch_id)
@@ -279,7 +288,7 @@ def _offer_head(
 ) -> None:
     key = HeadKey(*rank, event.event_time, event.sequence if sequence is None else sequence, event.event_id)
     current = head_key(doc)
-    if current is not None and key <= current:
+    if current is not None and key.order() <= current.order():
         return
     doc["_head"] = list(key)
     doc["_h"] = {
@@ -295,6 +304,8 @@ def _offer_head(
 
 
 def _finalize_task(doc: TaskDoc, story: StoryDoc) -> None:
+    doc.setdefault("params", None)  # documents stored before retries lack the request's params and input
+    doc.setdefault("input", None)
     head: Head = doc["_h"] or empty_head()
     current = head_key(doc)
     final = current is not None and current.is_final
@@ -370,11 +381,12 @@ def _finalize_story(doc: StoryDoc, tasks: Iterable[TaskDoc]) -> StoryCompleted |
         if t["status"] == TaskStatus.COMPLETED.value
         for o in t["outputs"]
     ]
+    retry = finalize_runs(doc, tasks)
     open_story = status in (StoryStatus.RUNNING, StoryStatus.QUEUED)
-    if open_story or doc["_completed_emitted"] or not doc["account_id"]:
+    if open_story or retry in emitted_runs(doc) or not doc["account_id"]:
         return None
     return StoryCompleted(
-        event_id=derived_event_id("StoryCompleted", doc["_id"]),
+        event_id=completed_event_id(doc["_id"], retry),
         event_time=finished_at if finished_at is not None else doc["updated_at"],
         sequence=doc["_seq"] + 1,
         story_id=doc["_id"],
@@ -383,4 +395,5 @@ def _finalize_story(doc: StoryDoc, tasks: Iterable[TaskDoc]) -> StoryCompleted |
         tasks_failed=counts[TaskStatus.FAILED.value],
         tasks_expired=counts[TaskStatus.EXPIRED.value],
         gpu_seconds=round(sum((t["_h"] or empty_head()).get("gpu_seconds", 0.0) for t in tasks), 6),
+        retry=retry,
     )

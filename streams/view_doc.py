@@ -19,6 +19,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any, NamedTuple, NotRequired, TypedDict
 
+from schemas.contract import retry_of
 from schemas.view import StoryStatus, TaskStatus
 
 # A key as MongoDB holds it: a list of ints and strings, read back by the accessors below.
@@ -91,6 +92,18 @@ class HeadKey(NamedTuple):
     def is_final(self) -> bool:
         return self.finality == Finality.FINAL
 
+    @property
+    def attempt(self) -> int:
+        return self.minor if self.is_final else self.major
+
+    def order(self) -> tuple[Any, ...]:
+        """What the head compares: a completion beats everything; otherwise the later run of the story
+        (:func:`schemas.contract.retry_of`: a retry reopens what an earlier run ended), then the key.
+        Within one run this is the key's own order, so documents stored before retries keep their heads.
+        """
+        completed = self.is_final and self.major == Outcome.COMPLETED
+        return (completed, retry_of(self.attempt), *self)
+
 
 class Seen(NamedTuple):
     """``_sub``, ``_cancel``: the earliest event of a kind (ties by id), so duplicates agree."""
@@ -157,6 +170,38 @@ class StoryOutput(TypedDict):
     media_type: str
 
 
+class RunSummary(TypedDict):
+    """One run of a story in its ``attempts``: when it was asked for, how many tasks it ran, how it ended
+    (the ``ended_at`` and counts are ``None`` until its StoryCompleted is read)."""
+
+    retry: int
+    requested_at: int | None
+    tasks: int | None
+    ended_at: int | None
+    tasks_completed: int | None
+    tasks_failed: int | None
+    tasks_expired: int | None
+
+
+class RunStart(NamedTuple):
+    """``_runs`` entries: a retry's first TaskRequested time and the tasks it requested (sorted)."""
+
+    retry: int
+    requested_at: int
+    task_ids: list[str]
+
+
+class RunEnd(NamedTuple):
+    """``_ends`` entries: the StoryCompleted of one run (the smallest ``(event_time, event_id)``)."""
+
+    retry: int
+    event_time: int
+    event_id: str
+    tasks_completed: int
+    tasks_failed: int
+    tasks_expired: int
+
+
 class Head(TypedDict):
     """``_h``: what the head event says, copied into the task's public fields when it is finalized."""
 
@@ -196,7 +241,13 @@ class StoryDoc(TypedDict):
     _tc_split: int | None  # task count our own split of the submission gives
     _split_error: StoryError | None  # why that split failed, if it did
     _cancel: StoredKey | None  # Seen: the StoryCancelled that counts
-    _completed_emitted: bool  # StoryCompleted was produced and acknowledged
+    retry: int  # the story's latest run: 0 until POST /v1/stories/{id}/retry
+    attempts: list[RunSummary]  # one per run, oldest first
+    _completed_emitted: bool  # a StoryCompleted was produced and acknowledged (or read back)
+    _emitted: NotRequired[list[int]]  # the runs whose StoryCompleted was (absent in old documents: run 0)
+    # Stored as objects, not lists: FerretDB refuses arrays nested in arrays.
+    _runs: NotRequired[list[dict[str, Any]]]  # RunStart per retry (run 0 is the submission)
+    _ends: NotRequired[list[dict[str, Any]]]  # RunEnd per run, from the StoryCompleted events read back
     _seq: int  # the highest sequence applied; StoryCompleted gets the next
     _tasks: NotRequired[list[str]]  # task ids, so the store loads them by _id (absent in old documents)
     _rejected: NotRequired[StoredKey | None]  # Rejection (absent in old documents)
@@ -215,6 +266,8 @@ class TaskSource(TypedDict):
     scene_index: int | None
     prompt: str | None
     deadline: int | None
+    params: dict[str, Any] | None  # the GenerationParams record, so a retry requests the task as it was
+    input: dict[str, Any] | None  # the MediaRef record of its input image or audio, if any
 
 
 class TaskDoc(TaskSource):
@@ -255,8 +308,10 @@ def new_story(story_id: str) -> StoryDoc:
         "status": StoryStatus.QUEUED.value, "error": None, "task_count": None,
         "counts": empty_counts(), "progress": 0.0, "submitted_at": None, "started_at": None,
         "finished_at": None, "callback_url": None, "idempotency_key": None, "outputs": [], "updated_at": 0,
+        "retry": 0, "attempts": [],
         "_sub": None, "_tc_req": None, "_tc_split": None, "_split_error": None, "_cancel": None,
-        "_completed_emitted": False, "_seq": 0, "_tasks": [], "_rejected": None,
+        "_completed_emitted": False, "_emitted": [], "_runs": [], "_ends": [], "_seq": 0, "_tasks": [],
+        "_rejected": None,
     }  # fmt: skip
 
 
@@ -268,7 +323,7 @@ def new_task(task_id: str) -> TaskDoc:
         "prompt": None, "status": TaskStatus.QUEUED.value, "batch_id": None, "consumer_id": None,
         "attempt": 0, "step": 0, "total_steps": 0, "queued_at": None, "batched_at": None,
         "started_at": None, "finished_at": None, "deadline": None, "outputs": [], "error": None,
-        "simulated": False, "updated_at": 0,
+        "simulated": False, "updated_at": 0, "params": None, "input": None,
         "_src": None, "_queued": None, "_batch": None, "_start": None, "_head": None, "_h": None, "_seq": 0,
     }  # fmt: skip
 
@@ -317,3 +372,20 @@ def batch_choice(task: TaskDoc) -> BatchChoice | None:
 
 def head_key(task: TaskDoc) -> HeadKey | None:
     return None if task["_head"] is None else HeadKey(*task["_head"])
+
+
+def runs(story: StoryDoc) -> list[RunStart]:
+    return [RunStart(**entry) for entry in story.get("_runs") or []]
+
+
+def ends(story: StoryDoc) -> list[RunEnd]:
+    return [RunEnd(**entry) for entry in story.get("_ends") or []]
+
+
+def emitted_runs(story: StoryDoc) -> set[int]:
+    """The runs whose StoryCompleted was produced or read; a document from before retries knows only
+    its flag, which was about run 0."""
+    stored = story.get("_emitted")
+    if stored is None:
+        return {0} if story["_completed_emitted"] else set()
+    return set(stored)

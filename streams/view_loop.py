@@ -54,7 +54,7 @@ from streams.dead_letters import letter_for
 from streams.exceptions import UnexpectedEvent, ViewConflict
 from streams.metrics import StreamMetrics
 from streams.settings import VIEW_FLUSH_MAX
-from streams.view import SceneCounter, StoryView, apart_probes, reduce_story
+from streams.view import SceneCounter, StoryView, apart_probes, mark_emitted, reduce_story
 from streams.view_cache import ViewCache
 from streams.view_doc import StoryDoc, TaskDoc
 from streams.view_facts import Fact, RejectedStory, expand, story_id_of, task_id_of
@@ -333,7 +333,7 @@ class Materializer:
                 key=event.story_id.encode(),
                 on_delivery=lambda err, msg: failures.append(err.str()) if err is not None else None,
             )
-            view.story["_completed_emitted"] = True
+            mark_emitted(view.story, event)
             log.info("story_id=%s completed status=%s", event.story_id, view.story["status"])
         if self.producer.flush(30) or failures:
             raise KafkaUnavailable(f"StoryCompleted not acknowledged: {failures[:3]}")

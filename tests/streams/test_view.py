@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -9,6 +10,7 @@ from streams.batching import make_batch
 from streams.exceptions import StreamsError
 from streams.splitting import plan_scenes, split
 from streams.view import reduce_story
+from streams.view_runs import mark_emitted
 from streams.view_facts import expand
 from tests.streams.factories import (
     POLICY,
@@ -37,7 +39,8 @@ def reduce_in_flushes(facts, flushes: list[int]):
         story_doc, task_docs = view.story, view.tasks
         if view.completed is not None:
             emitted.append(view.completed)
-            story_doc = {**story_doc, "_completed_emitted": True}
+            story_doc = copy.deepcopy(story_doc)
+            mark_emitted(story_doc, view.completed)
         start = end
     return story_doc, task_docs, emitted
 
@@ -80,7 +83,7 @@ def test_a_story_lifecycle_reduces_to_the_documented_shape():
     assert public == {
         "story_id", "account_id", "tier", "pool", "task_type", "model", "scene_index", "prompt", "status",
         "batch_id", "consumer_id", "attempt", "step", "total_steps", "queued_at", "batched_at", "started_at",
-        "finished_at", "deadline", "outputs", "error", "simulated", "updated_at",
+        "finished_at", "deadline", "outputs", "error", "simulated", "updated_at", "params", "input",
     }  # fmt: skip
 
 

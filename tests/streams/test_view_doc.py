@@ -31,14 +31,14 @@ from tests.streams.test_view import count_scenes, lifecycle
 STORY_KEYS = [
     "_id", "account_id", "tier", "title", "task_type", "model", "status", "error", "task_count", "counts",
     "progress", "submitted_at", "started_at", "finished_at", "callback_url", "idempotency_key", "outputs",
-    "updated_at", "_sub", "_tc_req", "_tc_split", "_split_error", "_cancel", "_completed_emitted", "_seq",
-    "_tasks", "_rejected",
+    "updated_at", "retry", "attempts", "_sub", "_tc_req", "_tc_split", "_split_error", "_cancel",
+    "_completed_emitted", "_emitted", "_runs", "_ends", "_seq", "_tasks", "_rejected",
 ]  # fmt: skip
 TASK_KEYS = [
     "_id", "story_id", "account_id", "tier", "pool", "task_type", "model", "scene_index", "prompt",
     "status", "batch_id", "consumer_id", "attempt", "step", "total_steps", "queued_at", "batched_at",
     "started_at", "finished_at", "deadline", "outputs", "error", "simulated", "updated_at",
-    "_src", "_queued", "_batch", "_start", "_head", "_h", "_seq",
+    "params", "input", "_src", "_queued", "_batch", "_start", "_head", "_h", "_seq",
 ]  # fmt: skip
 
 
