@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 def story_links(story_id: str) -> dict[str, str]:
     base = f"/v1/stories/{quote(story_id, safe=':')}"
-    return {"self": base, "result": f"{base}/result", "cancel": f"{base}/cancel"}
+    return {"self": base, "result": f"{base}/result", "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
 
 
 def task_links(task_id: str, outputs: int) -> dict[str, Any]:
@@ -47,6 +47,8 @@ def story_body(
     """A story with every task's state, its queue position and its output links."""
     body = story_summary(doc)
     body["queue_position"] = queue_position
+    body["retry"] = doc.get("retry", 0)
+    body["attempts"] = doc.get("attempts") or []
     body["tasks"] = [task_body(task, None, brief=True) for task in tasks]
     body["outputs"] = [
         {

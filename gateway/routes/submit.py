@@ -1,4 +1,5 @@
-"""The write endpoints: ``POST /v1/stories``, ``POST /v1/jobs`` and ``POST /v1/stories/{story_id}/cancel``."""
+"""The write endpoints: ``POST /v1/stories``, ``POST /v1/jobs``, and ``POST /v1/stories/{story_id}/cancel``
+and ``/retry``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from gateway.idempotency import MAX_KEY_CHARS
 from gateway.representation import story_links, task_links
 from gateway.state import GatewayState
 from gateway.story_publishing import Accepted, cancel, submit
+from gateway.story_retries import retry
 from gateway.uploads import read_job_form
-from gateway.validation import Submission, parse_job, parse_json, parse_story, text
+from gateway.validation import Submission, number, parse_job, parse_json, parse_story, text
 from gateway.webhooks import check_webhook_url
 from schemas.ids import task_id
 from schemas.view import TERMINAL_STORY_STATUSES
@@ -67,6 +69,27 @@ async def cancel_story(request: Request) -> JSONResponse:
         {"story_id": story["_id"], "status": "cancelling", "links": story_links(story["_id"])},
         status_code=202,
     )
+
+
+async def retry_story(request: Request) -> JSONResponse:
+    """Run a failed story's failed and expired tasks again as its next run; answers 202."""
+    state: GatewayState = request.app.state.gateway
+    principal = await authenticate(request)
+    story = await state.jobs.story(principal.account_id, request.path_params["story_id"])
+    start_within_s = None
+    if await request.body():
+        body = await _json_body(request)
+        if not isinstance(body, dict) or set(body) - {"start_within_s"}:
+            raise InvalidRequest("the body may only hold 'start_within_s'", field="start_within_s")
+        if body.get("start_within_s") is not None:
+            limit = state.settings.max_task_ttl_s
+            start_within_s = int(number(body["start_within_s"], "start_within_s", 1, limit, integer=True))
+    retried = await retry(state, principal, story, start_within_s=start_within_s)
+    return JSONResponse(
+        {"story_id": retried.story_id, "status": "retrying", "retry": retried.retry,
+         "task_ids": retried.task_ids, "links": story_links(retried.story_id)},
+        status_code=202, headers={"Location": story_links(retried.story_id)["self"]},
+    )  # fmt: skip
 
 
 def _accepted(accepted: Accepted, first_task: str | None) -> JSONResponse:

@@ -27,7 +27,7 @@ from gateway.openapi_schemas import (
     path_id,
     story_body,
 )
-from gateway.routes import reads, results, submit, system
+from gateway.routes import events, reads, results, submit, system
 from gateway.settings import GatewaySettings
 from schemas.view import StoryStatus
 
@@ -70,6 +70,49 @@ _CANCEL_BODY = {
         }
     },
 }
+_EVENT_STREAM = {
+    "200": {
+        "description": (
+            "Server-Sent Events: `snapshot` (the story GET's JSON; only without Last-Event-ID), then one "
+            "event per task event of the story as it happens (`task.started`, `task.progress`, "
+            "`task.completed`, `task.failed`, `task.expired`, `story.cancelled`, `story.completed`), each "
+            "with id `<partition>-<offset>` and its fields as JSON data; a `: keep-alive` comment every "
+            "SSE_KEEPALIVE seconds; the stream ends after `story.completed`"
+        ),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    "204": {"description": "resumed after the story ended: nothing more will come"},
+    "404": error("no such story for this account"),
+    "422": error("a Last-Event-ID this stream never sent, or too far behind to replay"),
+    "503": error("Kafka unavailable"),
+    **AUTH_ERRORS,
+    "429": error("rate limited, or too many open streams for this account; see Retry-After"),
+}
+_LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "description": "resume after this event: its story events since then follow, without a snapshot",
+    "schema": {"type": "string", "pattern": "^[0-9]+-(-1|[0-9]+)$"},
+}
+
+
+def _retry_body(settings: GatewaySettings) -> Mapping[str, Any]:
+    window = {"type": "integer", "minimum": 1, "maximum": settings.max_task_ttl_s}
+    doc = "seconds the retried tasks have to start (default: as long as the first run had)"
+    return {
+        "required": False,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"start_within_s": {**window, "description": doc}},
+                }
+            }
+        },
+    }
+
+
 _LIST_QUERY = (
     {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in StoryStatus]}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
@@ -116,6 +159,15 @@ OPERATIONS: tuple[Operation, ...] = (
         parameters=(path_id("story_id"),),
     ),
     Operation(
+        "GET",
+        "/v1/stories/{story_id}/events",
+        events.story_events,
+        "Follow a story live (Server-Sent Events, pushed from the log; Last-Event-ID resumes)",
+        _EVENT_STREAM,
+        secured=True,
+        parameters=(path_id("story_id"), _LAST_EVENT_ID),
+    ),
+    Operation(
         "POST",
         "/v1/stories/{story_id}/cancel",
         submit.cancel_story,
@@ -130,6 +182,23 @@ OPERATIONS: tuple[Operation, ...] = (
         secured=True,
         parameters=(path_id("story_id"),),
         request_body=_CANCEL_BODY,
+    ),
+    Operation(
+        "POST",
+        "/v1/stories/{story_id}/retry",
+        submit.retry_story,
+        "Run a failed story's failed and expired tasks again, as its next run",
+        {
+            "202": json_object("retry published: `retry` (the run's number), `task_ids` (requested again)"),
+            "404": error("no such story"),
+            "409": error("not failed (open, completed, cancelled), failed before any task, out of retries"),
+            "422": error("invalid start_within_s"),
+            "503": error("Kafka unavailable"),
+            **AUTH_ERRORS,
+        },
+        secured=True,
+        parameters=(path_id("story_id"),),
+        request_body=_retry_body,
     ),
     Operation(
         "GET",

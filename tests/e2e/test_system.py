@@ -133,6 +133,55 @@ def test_premium_and_free_submitted_together_all_finish(running: RunningSystem):
     assert_completed_once(running, stories)
 
 
+def test_retry_of_a_failed_story_completes_it(running: RunningSystem):
+    # One second to start while the batcher waits BATCH_TIMEOUT (4 s) for a fuller batch: both expire.
+    body = {"task_type": "text_to_video", "model": "default", "params": PARAMS, "start_within_s": 1,
+            "scenes": [{"prompt": "a kite over the dunes"}, {"prompt": "the kite lands"}]}  # fmt: skip
+    response = running.http.post("/v1/stories", json=body, headers=running.auth("free"))
+    assert response.status_code == 202, response.text
+    story_id = response.json()["story_id"]
+    url = f"/v1/stories/{story_id}"
+    wait_for(lambda: (running.story(story_id) or {}).get("status") == "failed", 120, "the story to expire")
+    assert running.story(story_id)["counts"]["expired"] == 2
+
+    refused = running.http.post(f"{url}/retry", json={"start_within_s": 0}, headers=running.auth("free"))
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "start_within_s", refused.text
+    other = running.http.post(f"{url}/retry", headers=running.auth("premium"))
+    assert other.status_code == 404  # another account's story reads like a missing one
+    retried = running.http.post(f"{url}/retry", json={"start_within_s": 600}, headers=running.auth("free"))
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["retry"] == 1 and sorted(retried.json()["task_ids"]) == [
+        f"{story_id}:0",
+        f"{story_id}:1",
+    ]
+
+    reopened = wait_for(lambda: (running.story(story_id) or {}).get("retry") == 1, 60, "the retry in the view")
+    wait_completed(running, [story_id])
+    assert reopened
+    assert_clips(running, story_id, 2)
+    assert {t["attempt"] for t in running.tasks(story_id)} == {10}  # the first attempt of run 1
+    again = running.http.post(f"{url}/retry", headers=running.auth("free"))
+    assert again.status_code == 409 and "nothing to retry" in again.json()["error"]["message"], again.text
+
+    def both_runs_ended():
+        shown = running.http.get(url, headers=running.auth("free")).json()
+        return shown if all(run["ended_at"] for run in shown["attempts"]) else None
+
+    shown = wait_for(both_runs_ended, 60, "both runs' StoryCompleted in the view")
+    assert shown["retry"] == 1 and [run["retry"] for run in shown["attempts"]] == [0, 1]
+    first, second = shown["attempts"]
+    assert (first["tasks"], first["tasks_expired"], first["tasks_completed"]) == (2, 2, 0)
+    assert (second["tasks"], second["tasks_completed"], second["tasks_expired"]) == (2, 2, 0)
+    ends = [
+        e
+        for e in events_of(running, [running.catalog.task_events], (StoryCompleted,))
+        if e.story_id == story_id
+    ]
+    # One StoryCompleted per run, each with its own id (a duplicate of either carries the same id).
+    distinct = {e.event_id: e.retry for e in ends}
+    assert sorted(distinct.values()) == [0, 1]
+
+
 def test_gpu_consumer_killed_mid_batch_is_restarted_and_nothing_is_lost(running: RunningSystem):
     story_id = submit(running, "premium", [f"scene {i} of a long story" for i in range(4)], "gpu crash")
     wait_for(
