@@ -46,6 +46,7 @@ from schemas.events import (
 from schemas.exceptions import ContractError
 from schemas.ids import BATCH_ID_PREFIX, PROBE_ACCOUNT, batch_id, is_probe_story
 from schemas.records import BatchTask, GenerationParams, MediaRef, OutputArtifact, Scene
+from schemas.webhooks import InvalidEventFilter, parse_filter
 
 MAX_ID_CHARS = 128
 MAX_SEQUENCE = 2**53
@@ -220,6 +221,12 @@ def _story_submitted(c: _Check, e: StorySubmitted) -> None:
     c.text("story_text", e.story_text, MAX_STORY_TEXT_CHARS)
     c.media("input", e.input)
     c.text("callback_url", e.callback_url, MAX_URI_CHARS)
+    try:
+        parse_filter(list(e.webhook_events) or None)
+    except InvalidEventFilter as exc:
+        raise c.fail("webhook_events", str(exc)) from None
+    if len(set(e.webhook_events)) != len(e.webhook_events):
+        raise c.fail("webhook_events", "an event is named twice")
     c.text("idempotency_key", e.idempotency_key, 255)
     c.time("submitted_at", e.submitted_at)
     c.time("deadline", e.deadline)

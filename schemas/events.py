@@ -49,6 +49,7 @@ class StorySubmitted(Event):
     story_text: str | None = None
     input: MediaRef | None = None
     callback_url: str | None = None
+    webhook_events: tuple[str, ...] = ()
     idempotency_key: str | None = None
     submitted_at: int
     deadline: int | None = None

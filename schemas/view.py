@@ -8,7 +8,8 @@ Unix epoch (UTC), as in the events.
 
     account_id, tier, title, task_type, model (the pool), status (StoryStatus), error {code, message}|None,
     task_count, counts {queued, running, completed, failed, expired, cancelled}, progress (0.0-1.0),
-    submitted_at, started_at|None, finished_at|None, callback_url|None, idempotency_key|None,
+    submitted_at, started_at|None, finished_at|None, callback_url|None, webhook_events [str],
+    idempotency_key|None,
     outputs [ {task_id, scene_index, uri, media_type} ] (completed clips, by scene index),
     retry (the latest run: 0, or N after the Nth POST /v1/stories/{id}/retry),
     attempts [ {retry, requested_at, tasks, ended_at|None, tasks_completed|None, tasks_failed|None,

@@ -156,7 +156,8 @@ def _apply_story(doc: StoryDoc, fact: Fact, count_scenes: SceneCounter) -> None:
             doc.update({
                 "account_id": fact.account_id, "tier": fact.tier.value, "title": fact.title,
                 "task_type": fact.task_type.value, "model": fact.model, "submitted_at": fact.submitted_at,
-                "callback_url": fact.callback_url, "idempotency_key": fact.idempotency_key,
+                "callback_url": fact.callback_url, "webhook_events": list(fact.webhook_events),
+                "idempotency_key": fact.idempotency_key,
             })  # fmt: skip
             doc["_tc_split"], doc["_split_error"] = _split_count(fact, count_scenes)
     elif isinstance(fact, TaskRequested):

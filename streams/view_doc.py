@@ -233,6 +233,7 @@ class StoryDoc(TypedDict):
     started_at: int | None
     finished_at: int | None
     callback_url: str | None
+    webhook_events: list[str]  # the submission's webhook filter (empty: completed only)
     idempotency_key: str | None
     outputs: list[StoryOutput]
     updated_at: int
@@ -307,8 +308,8 @@ def new_story(story_id: str) -> StoryDoc:
         "_id": story_id, "account_id": None, "tier": None, "title": None, "task_type": None, "model": None,
         "status": StoryStatus.QUEUED.value, "error": None, "task_count": None,
         "counts": empty_counts(), "progress": 0.0, "submitted_at": None, "started_at": None,
-        "finished_at": None, "callback_url": None, "idempotency_key": None, "outputs": [], "updated_at": 0,
-        "retry": 0, "attempts": [],
+        "finished_at": None, "callback_url": None, "webhook_events": [], "idempotency_key": None,
+        "outputs": [], "updated_at": 0, "retry": 0, "attempts": [],
         "_sub": None, "_tc_req": None, "_tc_split": None, "_split_error": None, "_cancel": None,
         "_completed_emitted": False, "_emitted": [], "_runs": [], "_ends": [], "_seq": 0, "_tasks": [],
         "_rejected": None,

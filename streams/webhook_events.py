@@ -35,9 +35,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from schemas.events import (
     Event,
@@ -49,36 +47,10 @@ from schemas.events import (
     TaskProgress,
     TaskStarted,
 )
+from schemas.webhooks import WebhookEvent
 
 PROGRESS_INTERVAL_MS = 500
-
-
-class WebhookEvent(StrEnum):
-    STARTED = "started"
-    PROGRESS = "progress"
-    COMPLETED = "completed"
-
-
-DEFAULT_FILTER = frozenset({WebhookEvent.COMPLETED})
 _PROGRESS_EVENTS = (TaskProgress, TaskCompleted, TaskFailed, TaskExpired)
-
-
-class InvalidEventFilter(ValueError):
-    """A webhook event filter names events there are none of, or is not a list of names."""
-
-
-def parse_filter(names: object) -> frozenset[WebhookEvent]:
-    """The filter from a request's list of names; ``None`` is the default, ``completed`` only."""
-    if names is None:
-        return DEFAULT_FILTER
-    if not isinstance(names, list | tuple) or not all(isinstance(name, str) for name in names):
-        raise InvalidEventFilter(f"webhook events are a list of names from {_choices()}")
-    if not names:
-        raise InvalidEventFilter(f"webhook events must name at least one of {_choices()}")
-    unknown = sorted(set(names) - {kind.value for kind in WebhookEvent})
-    if unknown:
-        raise InvalidEventFilter(f"unknown webhook events {', '.join(unknown)}; choose from {_choices()}")
-    return frozenset(WebhookEvent(name) for name in names)
 
 
 def kind_of(event: Event) -> WebhookEvent | None:
@@ -224,7 +196,3 @@ def _outputs(event: TaskCompleted) -> list[dict[str, object]]:
 def _iso(ms: int) -> str:
     when = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _choices(values: Iterable[WebhookEvent] = WebhookEvent) -> str:
-    return ", ".join(value.value for value in values)

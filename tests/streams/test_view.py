@@ -10,8 +10,8 @@ from streams.batching import make_batch
 from streams.exceptions import StreamsError
 from streams.splitting import plan_scenes, split
 from streams.view import reduce_story
-from streams.view_runs import mark_emitted
 from streams.view_facts import expand
+from streams.view_runs import mark_emitted
 from tests.streams.factories import (
     POLICY,
     T0,

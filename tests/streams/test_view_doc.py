@@ -30,9 +30,10 @@ from tests.streams.test_view import count_scenes, lifecycle
 # The stored key order of a new document: MongoDB keeps it, and revisions are computed over it.
 STORY_KEYS = [
     "_id", "account_id", "tier", "title", "task_type", "model", "status", "error", "task_count", "counts",
-    "progress", "submitted_at", "started_at", "finished_at", "callback_url", "idempotency_key", "outputs",
-    "updated_at", "retry", "attempts", "_sub", "_tc_req", "_tc_split", "_split_error", "_cancel",
-    "_completed_emitted", "_emitted", "_runs", "_ends", "_seq", "_tasks", "_rejected",
+    "progress", "submitted_at", "started_at", "finished_at", "callback_url", "webhook_events",
+    "idempotency_key", "outputs", "updated_at", "retry", "attempts", "_sub", "_tc_req", "_tc_split",
+    "_split_error", "_cancel", "_completed_emitted", "_emitted", "_runs", "_ends", "_seq", "_tasks",
+    "_rejected",
 ]  # fmt: skip
 TASK_KEYS = [
     "_id", "story_id", "account_id", "tier", "pool", "task_type", "model", "scene_index", "prompt",

@@ -16,15 +16,12 @@ from schemas.events import (
     TaskStarted,
 )
 from schemas.records import OutputArtifact
+from schemas.webhooks import DEFAULT_FILTER, InvalidEventFilter, WebhookEvent, parse_filter
 from streams.webhook_events import (
-    DEFAULT_FILTER,
-    InvalidEventFilter,
     Outgoing,
     StoryWebhooks,
-    WebhookEvent,
     kind_of,
     observe,
-    parse_filter,
     payload,
     release,
     webhook_id,
