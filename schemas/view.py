@@ -23,6 +23,19 @@ Unix epoch (UTC), as in the events.
     outputs [ {uri, media_type, ...} ], error {error_class, message, retriable}|None, simulated (bool),
     params (the GenerationParams record), input (the MediaRef record)|None: what a retry requests again
 
+``webhook_deliveries`` (``_id`` = the webhook id, ``msg_<event id>``; written only by the webhook
+delivery service, read by the gateway for a story's ``webhook`` status)::
+
+    story_id, account_id, kind (started|progress|completed), url, body (the JSON sent, as a string),
+    status (WebhookStatus), attempts, next_at|None, lease_until|None, last_status|None (HTTP status),
+    last_error|None, created_at, updated_at, delivered_at|None
+
+``webhook_secrets`` (``_id`` = account_id; written by the accounts commands, read by the delivery
+service to sign)::
+
+    secrets [ {secret ("whsec_..."), created_at, retires_at|None} ] (newest first; a rotated-out secret
+    signs beside the new one until ``retires_at``)
+
 Both kinds also carry ``updated_at`` and the bookkeeping the materializer needs for ordering (field
 names starting with ``_``), which readers ignore.
 """
@@ -34,6 +47,8 @@ from enum import StrEnum
 STORIES = "stories"
 TASKS = "tasks"
 ACCOUNTS = "accounts"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+WEBHOOK_SECRETS = "webhook_secrets"
 API_KEYS = "api_keys"
 
 
@@ -53,6 +68,14 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"  # not started before its deadline
     CANCELLED = "cancelled"
+
+
+class WebhookStatus(StrEnum):
+    PENDING = "pending"  # due, not tried yet
+    DELIVERED = "delivered"  # a 2xx answer
+    FAILING = "failing"  # tried and failed; another try is scheduled
+    FAILED = "failed"  # the last try failed (or 410 Gone): in the DLQ with its reason
+    SKIPPED = "skipped"  # not sent: the story's filter does not ask for it, or it has no URL
 
 
 TERMINAL_TASK_STATUSES = frozenset(
