@@ -155,6 +155,11 @@ class StoreeClient:
     def cancel(self, story_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/stories/{story_id}/cancel")
 
+    def retry(self, story_id: str, *, start_within_s: int | None = None) -> dict[str, Any]:
+        """Run a failed story's failed and expired tasks again (its next run)."""
+        body = None if start_within_s is None else {"start_within_s": start_within_s}
+        return self._json("POST", f"/v1/stories/{story_id}/retry", json=body)
+
     def events(self, story_id: str, *, last_event_id: str | None = None) -> Iterator[StreamEvent]:
         """The story's events as they happen, until it ends: a snapshot first (unless resuming after
         ``last_event_id``), then each task event; a stream the gateway ends early (idle, its maximum

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--json", action="store_true", help="one JSON object per event")
     watch.add_argument("--last-event-id", help="resume after this event (no snapshot first)")
     watch.set_defaults(handler=_watch)
+    retry = subparsers.add_parser("retry", help="run a failed story's failed and expired tasks again")
+    retry.add_argument("story_id")
+    retry.add_argument("--start-within", type=int, metavar="SECONDS", help="time the tasks have to start")
+    retry.add_argument("--wait", action="store_true", help="follow the story until this run ends")
+    retry.set_defaults(handler=_retry)
     result = subparsers.add_parser("result", help="download a story's clips (ZIP) or one task's clip")
     result.add_argument("id", help="a story id, or a task id (story_id:index)")
     result.add_argument("-o", "--output", type=Path, required=True, help="file to write")
@@ -117,6 +122,21 @@ def _watch(args: argparse.Namespace) -> int:
     return 0 if status == "completed" else 1
 
 
+def _retry(args: argparse.Namespace) -> int:
+    client = _client()
+    try:
+        retried = client.retry(args.story_id, start_within_s=args.start_within)
+        console = Console()
+        console.print(
+            f"story_id: {retried['story_id']}  retry: {retried['retry']}  tasks: {len(retried['task_ids'])}"
+        )
+        if args.wait:
+            return _follow(client, retried["story_id"], console, retry=retried["retry"])
+        return 0
+    finally:
+        client.close()
+
+
 def event_line(event: StreamEvent) -> str:
     """One line for a person: the event's name and what it says."""
     data = event.data if isinstance(event.data, dict) else {}
@@ -142,7 +162,8 @@ def event_line(event: StreamEvent) -> str:
     return " ".join(part for part in (f"{event.name:<15}", task, details) if part).rstrip()
 
 
-def _follow(client: StoreeClient, story_id: str, console: Console) -> int:
+def _follow(client: StoreeClient, story_id: str, console: Console, *, retry: int = 0) -> int:
+    """Poll the story until it ends (its run ``retry``: the view shows a new run within moments)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -162,7 +183,7 @@ def _follow(client: StoreeClient, story_id: str, console: Console) -> int:
                 status=story["status"],
                 description=story.get("title") or story_id,
             )
-            if story["status"] in TERMINAL:
+            if story["status"] in TERMINAL and story.get("retry", 0) >= retry:
                 break
             time.sleep(POLL_INTERVAL_S)
     console.print(f"{story_id}: {story['status']}")

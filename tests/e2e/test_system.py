@@ -12,6 +12,8 @@ import imageio.v2 as imageio
 import pytest
 
 from ops.bench.system_under_test import PARAMS
+from ops.client import ClientSettings, StoreeClient
+from ops.runtime.config import Secret
 from ops.runtime.kafka import DurableProducer, make_consumer
 from schemas.codec import Codec
 from schemas.events import BatchReady, StoryCompleted, StorySubmitted
@@ -148,14 +150,22 @@ def test_retry_of_a_failed_story_completes_it(running: RunningSystem):
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "start_within_s", refused.text
     other = running.http.post(f"{url}/retry", headers=running.auth("premium"))
     assert other.status_code == 404  # another account's story reads like a missing one
-    retried = running.http.post(f"{url}/retry", json={"start_within_s": 600}, headers=running.auth("free"))
-    assert retried.status_code == 202, retried.text
-    assert retried.json()["retry"] == 1 and sorted(retried.json()["task_ids"]) == [
+    # Through the client, as `storee retry STORY_ID --start-within 600` does.
+    client = StoreeClient(
+        ClientSettings(url=str(running.http.base_url).rstrip("/"), api_key=Secret(running.keys["free"]))
+    )
+    try:
+        retried_body = client.retry(story_id, start_within_s=600)
+    finally:
+        client.close()
+    assert retried_body["retry"] == 1 and sorted(retried_body["task_ids"]) == [
         f"{story_id}:0",
         f"{story_id}:1",
     ]
 
-    reopened = wait_for(lambda: (running.story(story_id) or {}).get("retry") == 1, 60, "the retry in the view")
+    reopened = wait_for(
+        lambda: (running.story(story_id) or {}).get("retry") == 1, 60, "the retry in the view"
+    )
     wait_completed(running, [story_id])
     assert reopened
     assert_clips(running, story_id, 2)
