@@ -305,8 +305,6 @@ def _offer_head(
 
 
 def _finalize_task(doc: TaskDoc, story: StoryDoc) -> None:
-    doc.setdefault("params", None)  # documents stored before retries lack the request's params and input
-    doc.setdefault("input", None)
     head: Head = doc["_h"] or empty_head()
     current = head_key(doc)
     final = current is not None and current.is_final

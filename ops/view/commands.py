@@ -204,12 +204,10 @@ def render(console: Console, result: RebuildResult) -> None:
     counts.add_row("tasks", f"{c.live_tasks:,}", f"{c.shadow_tasks:,}")
     counts.add_row("stories that differ", "", f"{len(c.differing):,}")
     if c.expected:
-        counts.add_row("stories with batch facts past retention (expected)", "", f"{len(c.expected):,}")
+        counts.add_row("stories that differ only as expected", "", f"{len(c.expected):,}")
     console.print(counts)
     if c.expected_differences:
-        expected = Table(
-            "story", "what", "live", "rebuilt", "why", title="expected: batch facts past retention"
-        )
+        expected = Table("story", "what", "live", "rebuilt", "why", title="expected differences")
         for d in c.expected_differences:
             expected.add_row(d.story_id, d.what, d.live, d.shadow, d.reason)
         console.print(expected)

@@ -14,6 +14,10 @@ What can differ legitimately, and the reason the diff gives:
 * a story only the rebuild has: the live materializer is behind (or a live document was lost);
 * ``batch_id``, ``batched_at``, ``consumer_id`` of a task: ``batches.*`` keep only 7 days, so a task
   batched longer ago rebuilds without them;
+* a field the live document does not have at all: it was written by an older Storee, before the field
+  existed (the reduction writes every field of :func:`streams.view_doc.new_story` / ``new_task``), and
+  the rebuild fills it in (a story's ``attempts``, a task's ``params`` a retry needs). Such stories are
+  always *expected* ("the live document predates the field"): the rebuild is the upgrade;
 * any other field: the two views applied different records of that story (one is behind), or the
   reduction changed between the two builds.
 
@@ -29,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 IGNORED = frozenset({"_rev"})
@@ -43,6 +47,7 @@ ONLY_LIVE = "only in the live view: its records left the log (retention), or the
 ONLY_SHADOW = "only in the rebuild: the live materializer is behind, or a live document was lost"
 BATCH_REASON = "batches.* keep 7 days: a task batched longer ago rebuilds without its batch fields"
 EXPECTED_REASON = "batch facts past retention (accepted with --accept-batch-gaps)"
+PREDATES_REASON = "the live document predates this field (written by an older Storee); the rebuild adds it"
 EVENTS_REASON = "the views applied different records of this story (one is behind) or the reduction changed"
 
 
@@ -73,7 +78,7 @@ class Comparison:
     shadow_tasks: int
     differing: tuple[str, ...]  # story ids whose digests differ, sorted
     differences: tuple[Difference, ...]
-    expected: tuple[str, ...] = ()  # stories that differ only in batch facts past retention (accepted)
+    expected: tuple[str, ...] = ()  # stories differing only where a difference is expected (accepted)
     expected_differences: tuple[Difference, ...] = ()
 
     @property
@@ -120,16 +125,15 @@ def compare(
     )
     expected: list[str] = []
     expected_differences: list[Difference] = []
-    if batch_gaps:
-        for story_id in list(differing):
-            found = explain(story_id, live.get(story_id), shadow.get(story_id))
-            if found and all(d.reason == BATCH_REASON and _gap_field(d.what) for d in found):
-                differing.remove(story_id)
-                expected.append(story_id)
-                if len(expected_differences) < limit:
-                    expected_differences.extend(
-                        Difference(d.story_id, d.what, d.live, d.shadow, EXPECTED_REASON) for d in found
-                    )
+    for story_id in list(differing):
+        found = explain(story_id, live.get(story_id), shadow.get(story_id))
+        if found and all(_accepted(d, batch_gaps) for d in found):
+            differing.remove(story_id)
+            expected.append(story_id)
+            if len(expected_differences) < limit:
+                expected_differences.extend(
+                    d if d.reason == PREDATES_REASON else replace(d, reason=EXPECTED_REASON) for d in found
+                )
     differences: list[Difference] = []
     for story_id in differing:
         differences.extend(explain(story_id, live.get(story_id), shadow.get(story_id)))
@@ -145,6 +149,14 @@ def compare(
         expected=tuple(expected),
         expected_differences=tuple(expected_differences[:limit]),
     )
+
+
+def _accepted(difference: Difference, batch_gaps: bool) -> bool:
+    """A difference that is no disagreement: a field the live document predates, or (``batch_gaps``) a
+    batch fact the rebuild lacks."""
+    if difference.reason == PREDATES_REASON:
+        return True
+    return batch_gaps and difference.reason == BATCH_REASON and _gap_field(difference.what)
 
 
 def _gap_field(what: str) -> bool:
@@ -176,7 +188,12 @@ def _fields(
     found = []
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
-            reason = BATCH_REASON if name in BATCH_GAP_FIELDS and new.get(name) is None else EVENTS_REASON
+            if name not in old:
+                reason = PREDATES_REASON
+            elif name in BATCH_GAP_FIELDS and new.get(name) is None:
+                reason = BATCH_REASON
+            else:
+                reason = EVENTS_REASON
             found.append(
                 Difference(story_id, f"{what}.{name}", _show(old.get(name)), _show(new.get(name)), reason)
             )

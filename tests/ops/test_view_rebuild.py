@@ -167,3 +167,17 @@ def test_pruning_keeps_the_live_the_previous_and_the_newest_others() -> None:
     assert generations.prune(keep=1) == [2]
     with pytest.raises(ValueError, match="never dropped"):
         generations.drop(0)
+
+
+def test_a_field_the_live_document_predates_is_an_expected_difference() -> None:
+    # A story written before retries existed has no attempts; the rebuild adds them: that is the upgrade.
+    new_story = {"_id": "s1", "status": "completed", "attempts": [{"retry": 0}]}
+    new_task = {"_id": "s1:0", "status": "completed", "params": {"width": 64}}
+    old = StoryDocs({"_id": "s1", "status": "completed"}, {"s1:0": {"_id": "s1:0", "status": "completed"}})
+    rebuilt = StoryDocs(new_story, {"s1:0": new_task})
+    result = compare({"s1": old}, {"s1": rebuilt})
+    assert result.identical and result.expected == ("s1",)
+    assert {d.what for d in result.expected_differences} == {"story.attempts", "task s1:0.params"}
+    # A field both have with different values is still a difference.
+    older = StoryDocs({"_id": "s1", "status": "failed"}, {"s1:0": {"_id": "s1:0", "status": "completed"}})
+    assert not compare({"s1": older}, {"s1": rebuilt}).identical
