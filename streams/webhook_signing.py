@@ -4,8 +4,9 @@ A webhook carries three headers: ``webhook-id`` (stable across retries: the rece
 key), ``webhook-timestamp`` (the attempt's unix seconds, so each retry is signed afresh) and
 ``webhook-signature``, a space-separated list of ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
 with one entry per secret: while an account's secret rotates, both the new and the old one sign, and
-a receiver holding either verifies. Secrets are ``whsec_`` + base64 of 24 to 64 random bytes; the
-HMAC key is the decoded bytes. The spec's published vector is in the tests.
+a receiver holding either verifies. Secrets are ``whsec_`` + base64 of 24 to 64 random bytes, made by
+:func:`schemas.webhook_secrets.generate_secret` (re-exported here); the HMAC key is the decoded bytes.
+The spec's published vector is in the tests.
 
 Only symmetric ``v1`` signatures are made here. Ed25519 ``v1a`` (``whsk_``/``whpk_`` keys) needs the
 ``cryptography`` package, which is not a dependency yet; :func:`verify` skips ``v1a`` entries, as
@@ -18,18 +19,16 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from schemas.webhook_secrets import MIN_KEY_BYTES, SECRET_PREFIX
+from schemas.webhook_secrets import generate_secret as generate_secret
 from streams.exceptions import StreamsError
 
-SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
 DEFAULT_TOLERANCE_S = 5 * 60
-SECRET_BYTES = 32  # the spec asks for 24 at least
-_MIN_KEY_BYTES, _MAX_KEY_BYTES = 24, 64
 
 
 class WebhookSignatureError(StreamsError):
@@ -46,13 +45,6 @@ class SigningKey:
         return "SigningKey(***)"
 
 
-def generate_secret(nbytes: int = SECRET_BYTES) -> str:
-    """A new ``whsec_`` secret of ``nbytes`` random bytes (24 to 64), shown to its owner once."""
-    if not _MIN_KEY_BYTES <= nbytes <= _MAX_KEY_BYTES:
-        raise ValueError(f"nbytes must be between {_MIN_KEY_BYTES} and {_MAX_KEY_BYTES}, got {nbytes}")
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
-
-
 def parse_secret(secret: str) -> SigningKey:
     """The key of a ``whsec_<base64>`` secret; :class:`WebhookSignatureError` if it is not one."""
     if not secret.startswith(SECRET_PREFIX):
@@ -62,8 +54,8 @@ def parse_secret(secret: str) -> SigningKey:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)  # padding optional
     except (binascii.Error, ValueError):
         raise WebhookSignatureError("a webhook secret is base64 after its prefix") from None
-    if len(key) < _MIN_KEY_BYTES:
-        raise WebhookSignatureError(f"a webhook secret holds at least {_MIN_KEY_BYTES} bytes, got {len(key)}")
+    if len(key) < MIN_KEY_BYTES:
+        raise WebhookSignatureError(f"a webhook secret holds at least {MIN_KEY_BYTES} bytes, got {len(key)}")
     return SigningKey(key)
 
 
