@@ -196,7 +196,11 @@ class TaskEventFanOut:
                 consumer.assign([TopicPartition(self.topic, p, offset) for p, offset in positions.items()])
                 while not self._stopping.is_set():
                     batch = []
-                    for message in consumer.consume(BATCH, timeout=self._poll_s):
+                    # Wait for the first record only, then take what else is there without waiting:
+                    # consume(n, timeout) would hold a lone record until n arrive or the timeout ends.
+                    first = consumer.poll(self._poll_s)
+                    messages = [] if first is None else [first, *consumer.consume(BATCH - 1, timeout=0)]
+                    for message in messages:
                         error = message.error()
                         if error is None:
                             partition, offset = int(message.partition() or 0), int(message.offset() or 0)

@@ -31,6 +31,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def served(env: Mapping[str, str], *, workers: int = 1, timeout_s: float = 60.0) -> Iterator[str]:
     """Start the gateway with ``env``; yield its base URL once it answers; stop it afterwards."""
+    with served_process(env, workers=workers, timeout_s=timeout_s) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def served_process(
+    env: Mapping[str, str], *, workers: int = 1, timeout_s: float = 60.0
+) -> Iterator[tuple[str, int]]:
+    """:func:`served`, yielding the base URL and the uvicorn process's pid (to read its memory)."""
     port = free_port()
     command = [
         sys.executable,
@@ -52,7 +61,7 @@ def served(env: Mapping[str, str], *, workers: int = 1, timeout_s: float = 60.0)
     url = f"http://{HOST}:{port}"
     try:
         _wait_until_ready(process, url, timeout_s)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
