@@ -14,10 +14,12 @@ from gateway.settings import GatewaySettings
 from gateway.uploads import IMAGE_TYPES
 from gateway.validation import AUDIO_RANGES, MAX_SEED, VIDEO_RANGES
 from schemas.records import TaskType
+from schemas.webhooks import WebhookEvent
 
 JSON = "application/json"
 TEXT_TYPES = (TaskType.TEXT_TO_VIDEO, TaskType.TEXT_TO_AUDIO)
 IMAGE_TASK_TYPES = (TaskType.IMAGE_TO_VIDEO,)
+WEBHOOK_EVENTS_NEED_URL = {"webhook_events": ["webhook_url"]}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -121,6 +123,7 @@ def story_body(settings: GatewaySettings) -> dict[str, Any]:
         "description": "exactly one of story_text and scenes; model and task_type a pair some pool runs "
         "(image_to_video takes an image: POST /v1/jobs)",
         "oneOf": [{"required": ["story_text"]}, {"required": ["scenes"]}],
+        "dependentRequired": WEBHOOK_EVENTS_NEED_URL,
         **_runnable(settings, TEXT_TYPES),
         "properties": {
             **_common(settings, TEXT_TYPES),
@@ -149,17 +152,23 @@ def job_body(settings: GatewaySettings) -> dict[str, Any]:
         "required": ["prompt"],
         "description": "model and task_type a pair some pool runs (image_to_video: send multipart)",
         "properties": {**_common(settings, TEXT_TYPES), "prompt": _prompt(settings)},
+        "dependentRequired": WEBHOOK_EVENTS_NEED_URL,
         **_runnable(settings, TEXT_TYPES),
     }
     form = {
         "type": "object",
         "required": ["prompt", "image"],
         "description": "image_to_video: model must name a pool that runs it",
+        "dependentRequired": WEBHOOK_EVENTS_NEED_URL,
         **_runnable(settings, IMAGE_TASK_TYPES),
         "properties": {
             **{k: v for k, v in _common(settings, IMAGE_TASK_TYPES).items() if k != "params"},
             "prompt": _prompt(settings),
             "params": {"type": "string", "description": "GenerationParams as JSON text"},
+            "webhook_events": {
+                "type": "string",
+                "description": f"webhook events separated by commas ({_event_names()}); needs webhook_url",
+            },
             "image": {
                 "type": "string",
                 "format": "binary",
@@ -207,9 +216,22 @@ def _common(settings: GatewaySettings, task_types: tuple[TaskType, ...]) -> dict
             "type": "string",
             "format": "uri",
             "maxLength": 2048,
-            "description": "http(s) URL called when the story ends; private addresses are refused",
+            "description": "http(s) URL called with signed webhooks (Standard Webhooks, the account's "
+            "webhook secret) for the events of webhook_events; private addresses are refused",
+        },
+        "webhook_events": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": [event.value for event in WebhookEvent]},
+            "description": "what webhook_url is called for: started (the first task started), progress "
+            "(throttled task progress and task ends), completed (the story ended: completed, failed, "
+            "expired or cancelled); default [completed]; needs webhook_url",
         },
     }
+
+
+def _event_names() -> str:
+    return ", ".join(event.value for event in WebhookEvent)
 
 
 def _runnable(settings: GatewaySettings, task_types: tuple[TaskType, ...]) -> dict[str, Any]:

@@ -78,6 +78,7 @@ async def submit(
             story_text=submission.story_text,
             input=media,
             callback_url=submission.webhook_url,
+            webhook_events=submission.webhook_events,
             idempotency_key=idempotency_key,
             submitted_at=submitted_at,
             deadline=submitted_at + submission.start_within_s * 1000,

@@ -1,5 +1,8 @@
 """The multipart form of ``POST /v1/jobs``: its fields as a job body, and its image checked by magic bytes.
 
+Form fields are text: ``params`` is JSON text, ``start_within_s`` a decimal integer and ``webhook_events``
+names separated by commas; the job rules of :mod:`gateway.validation` then check them as for JSON.
+
 The accepted image types live here, so the handler that reads uploads and the OpenAPI document that
 describes them name the same ones.
 """
@@ -24,7 +27,16 @@ IMAGE_TYPES = {
     "image/jpeg": (b"\xff\xd8\xff", ".jpg"),
     "image/webp": (b"RIFF", ".webp"),
 }
-JOB_FORM_FIELDS = ("prompt", "task_type", "model", "title", "webhook_url", "start_within_s", "params")
+JOB_FORM_FIELDS = (
+    "prompt",
+    "task_type",
+    "model",
+    "title",
+    "webhook_url",
+    "webhook_events",
+    "start_within_s",
+    "params",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,8 @@ async def read_job_form(request: Request, settings: GatewaySettings) -> tuple[di
                 fields[name] = parse_json(value.encode("utf-8", "surrogatepass"))
             elif name == "start_within_s":
                 fields[name] = _form_int(value, name)
+            elif name == "webhook_events":  # names separated by commas: started,completed
+                fields[name] = [part.strip() for part in value.split(",")] if value.strip() else []
             else:
                 fields[name] = value
         return fields, upload

@@ -16,6 +16,7 @@ from typing import Any, cast
 from gateway.exceptions import InvalidRequest, MalformedRequest
 from gateway.settings import GatewaySettings
 from schemas.records import GenerationParams, TaskType
+from schemas.webhooks import DEFAULT_FILTER, InvalidEventFilter, WebhookEvent, parse_filter
 
 MAX_SEED = 2**63 - 1
 VIDEO_TYPES = (TaskType.TEXT_TO_VIDEO, TaskType.IMAGE_TO_VIDEO)
@@ -45,7 +46,17 @@ AUDIO_RANGES: dict[str, tuple[float, float]] = {
 }
 PARAM_FIELDS = frozenset({*VIDEO_RANGES, "seed", "negative_prompt", "audio_length_s"})
 STORY_FIELDS = frozenset(
-    {"title", "task_type", "model", "params", "story_text", "scenes", "start_within_s", "webhook_url"}
+    {
+        "title",
+        "task_type",
+        "model",
+        "params",
+        "story_text",
+        "scenes",
+        "start_within_s",
+        "webhook_url",
+        "webhook_events",
+    }
 )
 JOB_FIELDS = (STORY_FIELDS - {"story_text", "scenes"}) | {"prompt"}
 
@@ -62,11 +73,14 @@ class Submission:
     title: str | None
     webhook_url: str | None
     start_within_s: int
+    webhook_events: tuple[str, ...] = ()  # in WebhookEvent order; empty: the default, completed only
 
     def canonical(self) -> bytes:
         """A stable encoding of the request, to tell a retry from a different request under one key."""
         values = asdict(self)
         values["params"] = self.params.to_record()
+        if not self.webhook_events:
+            del values["webhook_events"]  # so a key's fingerprint from before the filter existed still holds
         return json.dumps(values, sort_keys=True, default=str).encode("utf-8")
 
 
@@ -133,7 +147,23 @@ def _submission(
     start_within = body.get("start_within_s", settings.task_ttl_s)
     start_within = int(number(start_within, "start_within_s", 1, settings.max_task_ttl_s, integer=True))
     params = check_params(body.get("params", {}), task_type, settings.max_prompt_chars)
-    return Submission(task_type, model, params, prompts, story_text, title, webhook, start_within)
+    events = webhook_events(body.get("webhook_events"), has_url=webhook is not None)
+    return Submission(task_type, model, params, prompts, story_text, title, webhook, start_within, events)
+
+
+def webhook_events(names: Any, *, has_url: bool) -> tuple[str, ...]:
+    """The chosen webhook events in :class:`WebhookEvent` order; ``()`` for the default (``completed``)."""
+    if names is None:
+        return ()
+    if not has_url:
+        raise InvalidRequest("webhook_events needs a webhook_url to call", field="webhook_events")
+    try:
+        chosen = parse_filter(names)
+    except InvalidEventFilter as exc:
+        raise InvalidRequest(str(exc), field="webhook_events") from None
+    if chosen == DEFAULT_FILTER:
+        return ()
+    return tuple(event.value for event in WebhookEvent if event in chosen)
 
 
 def check_params(raw: Any, task_type: TaskType, max_prompt_chars: int) -> GenerationParams:

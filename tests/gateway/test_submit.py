@@ -246,3 +246,58 @@ def test_cancel_publishes_story_cancelled(gateway, kafka_bootstrap, catalog, mon
     mongo_db.stories.update_one({"_id": "s1"}, {"$set": {"status": "completed"}})
     again = gateway.client.post("/v1/stories/s1/cancel", headers=gateway.headers(account))
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_ready"
+
+
+HOOK_URL = "http://127.0.0.1:9/hook"
+
+
+def test_webhook_events_are_carried_into_the_event(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(webhook_allow_private=True, pool_capabilities=POOLS)
+    account = gateway.account()
+    story = {
+        "scenes": [{"prompt": "a fox"}],
+        "webhook_url": HOOK_URL,
+        "webhook_events": ["completed", "started"],
+    }
+    plain = {"prompt": "a fox", "webhook_url": HOOK_URL}
+    form = {"prompt": "a cat", "model": "i2v", "webhook_url": HOOK_URL, "webhook_events": "progress, started"}
+    answers = [
+        gateway.client.post("/v1/stories", headers=gateway.headers(account), json=story),
+        gateway.client.post("/v1/jobs", headers=gateway.headers(account), json=plain),
+        gateway.client.post(
+            "/v1/jobs",
+            headers=gateway.headers(account),
+            data=form,
+            files={"image": ("c.png", PNG, "image/png")},
+        ),
+    ]
+    assert [answer.status_code for answer in answers] == [202, 202, 202], [a.text for a in answers]
+    events = {event.story_id: event for event in consume(kafka_bootstrap, catalog.stories_submitted)}
+    published = [events[answer.json()["story_id"]] for answer in answers]
+    assert [event.webhook_events for event in published] == [
+        ("started", "completed"),
+        (),
+        ("started", "progress"),
+    ]
+    assert all(event.callback_url == HOOK_URL for event in published)
+
+
+def test_a_bad_or_urlless_filter_is_422_and_publishes_nothing(make_gateway, kafka_bootstrap, catalog):
+    gateway = make_gateway(webhook_allow_private=True, pool_capabilities=POOLS)
+    account = gateway.account()
+    bodies = [
+        ("/v1/stories", {"scenes": [{"prompt": "a"}], "webhook_url": HOOK_URL, "webhook_events": ["done"]}),
+        ("/v1/stories", {"scenes": [{"prompt": "a"}], "webhook_events": ["completed"]}),
+        ("/v1/jobs", {"prompt": "a", "webhook_url": HOOK_URL, "webhook_events": ["started", "ended"]}),
+    ]
+    for path, body in bodies:
+        answer = gateway.client.post(path, headers=gateway.headers(account), json=body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["field"] == "webhook_events"
+    form = {"prompt": "a", "model": "i2v", "webhook_url": HOOK_URL, "webhook_events": "started,ended"}
+    answer = gateway.client.post(
+        "/v1/jobs", headers=gateway.headers(account), data=form, files={"image": ("c.png", PNG, "image/png")}
+    )
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "webhook_events"
+    assert "unknown webhook events ended" in answer.json()["error"]["message"]
+    assert consume(kafka_bootstrap, catalog.stories_submitted) == []

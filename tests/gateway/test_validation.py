@@ -243,3 +243,47 @@ def test_public_webhook_urls_pass_and_private_ones_when_allowed():
     assert asyncio.run(check_webhook_url("http://100.64.0.1/hook", allow_private=True))
     with pytest.raises(InvalidRequest):  # the scheme rule holds even then
         asyncio.run(check_webhook_url("file:///etc/passwd", allow_private=True))
+
+
+HOOK = {**SCENES, "webhook_url": "https://example.com/hook"}
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        (["started", "finished", "begun"], "unknown webhook events begun, finished; choose from started"),
+        ([], "must name at least one"),
+        ("completed", "a list of names"),
+        ([1], "a list of names"),
+    ],
+)
+def test_webhook_events_must_be_a_list_of_known_names(events, message):
+    error = story_error({**HOOK, "webhook_events": events})
+    assert (error.status, error.field) == (422, "webhook_events") and message in error.message
+    with pytest.raises(InvalidRequest) as caught:
+        job = {"prompt": "p", "webhook_url": HOOK["webhook_url"], "webhook_events": events}
+        parse_job(job, SETTINGS, has_image=False)
+    assert caught.value.field == "webhook_events"
+
+
+def test_webhook_events_need_a_webhook_url():
+    error = story_error({**SCENES, "webhook_events": ["completed"]})
+    assert (error.field, error.message) == ("webhook_events", "webhook_events needs a webhook_url to call")
+    assert parse_story({**SCENES, "webhook_events": None}, SETTINGS).webhook_events == ()
+
+
+def test_webhook_events_are_kept_in_event_order_and_the_default_as_none_chosen():
+    chosen = parse_story({**HOOK, "webhook_events": ["completed", "started", "started"]}, SETTINGS)
+    assert chosen.webhook_events == ("started", "completed")
+    every = parse_story({**HOOK, "webhook_events": ["progress", "completed", "started"]}, SETTINGS)
+    assert every.webhook_events == ("started", "progress", "completed")
+    default = parse_story({**HOOK, "webhook_events": ["completed"]}, SETTINGS)
+    assert default.webhook_events == () and default == parse_story(HOOK, SETTINGS)
+
+
+def test_the_filter_is_part_of_a_requests_fingerprint_and_absent_when_default():
+    plain = parse_story(HOOK, SETTINGS)
+    assert b"webhook_events" not in plain.canonical()  # fingerprints from before the filter still match
+    started = parse_story({**HOOK, "webhook_events": ["started", "completed"]}, SETTINGS)
+    assert started.canonical() != plain.canonical()
+    assert b'"webhook_events": ["started", "completed"]' in started.canonical()
