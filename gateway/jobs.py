@@ -1,5 +1,8 @@
 """Reading the job view (``schemas/view.py``): stories and tasks of one account, never another's.
 
+Beside it, a story's webhook deliveries (``webhook_deliveries``, written by the delivery service in
+``streams/``, one collection outside the view's generations), again only the account's own.
+
 Every query filters on ``account_id``, so another account's story reads exactly like a missing one.
 The gateway never writes these collections; the materializer in ``streams/`` does. It reads the live
 generation of the view (:mod:`ops.runtime.view_pointer`), re-reading the pointer at most every second,
@@ -16,13 +19,17 @@ from typing import Any
 
 from gateway.exceptions import InvalidRequest, NotFound
 from ops.runtime.view_pointer import POINTER_COLLECTION, POINTER_ID, PointerCache, collection_names
-from schemas.view import StoryStatus, TaskStatus
+from schemas.view import WEBHOOK_DELIVERIES, StoryStatus, TaskStatus
 
 WAITING = [TaskStatus.QUEUED.value, TaskStatus.BATCHED.value]
 MAX_TASKS_SHOWN = 1000
 # Stories per page of a listing: the default, and the most a ``limit`` may ask for.
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+# A story's webhook status is drawn from its newest deliveries, this many at most (progress is throttled to
+# two a second, so that is over an hour of progress webhooks).
+MAX_DELIVERIES_READ = 10_000
+_DELIVERY_FIELDS = {"status": 1, "attempts": 1, "last_error": 1, "updated_at": 1, "last_attempt_at": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,16 @@ class JobView:
     async def tasks_of(self, account_id: str, story_id: str) -> list[dict[str, Any]]:
         cursor = self._tasks.find({"story_id": story_id, "account_id": account_id}).sort("scene_index", 1)
         return [dict(doc) async for doc in cursor.limit(MAX_TASKS_SHOWN)]
+
+    async def webhook_deliveries(self, account_id: str, story_id: str) -> list[dict[str, Any]]:
+        """The story's webhook deliveries, newest first: their status, attempts and last error only."""
+        found = (
+            self._database[WEBHOOK_DELIVERIES]
+            .find({"story_id": story_id, "account_id": account_id}, _DELIVERY_FIELDS)
+            .sort("updated_at", -1)
+            .limit(MAX_DELIVERIES_READ)
+        )
+        return [dict(doc) async for doc in found]
 
     async def queue_position(self, task: dict[str, Any]) -> int | None:
         """Tasks ahead of ``task`` in its pool and tier, or ``None`` once it left the queue."""

@@ -5,8 +5,20 @@ Pure functions over the documents of ``schemas/view.py``; times stay millisecond
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
+
+from schemas.view import WebhookStatus
+from schemas.webhooks import DEFAULT_FILTER, WebhookEvent
+
+# A story's webhook status is the first of these that any of its deliveries has.
+WEBHOOK_STATUS_ORDER = (
+    WebhookStatus.FAILED,
+    WebhookStatus.FAILING,
+    WebhookStatus.PENDING,
+    WebhookStatus.DELIVERED,
+)
 
 
 def story_links(story_id: str) -> dict[str, str]:
@@ -42,9 +54,15 @@ def story_summary(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def story_body(
-    doc: dict[str, Any], tasks: list[dict[str, Any]], queue_position: int | None
+    doc: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    queue_position: int | None,
+    deliveries: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A story with every task's state, its queue position and its output links."""
+    """A story with every task's state, its queue position and its output links.
+
+    Given its webhook deliveries (``deliveries`` not ``None``), also ``webhook`` (:func:`webhook_body`).
+    """
     body = story_summary(doc)
     body["queue_position"] = queue_position
     body["retry"] = doc.get("retry", 0)
@@ -59,7 +77,41 @@ def story_body(
         }
         for output in doc.get("outputs") or []
     ]
+    if deliveries is not None:
+        body["webhook"] = webhook_body(doc, deliveries)
     return body
+
+
+def webhook_body(doc: dict[str, Any], deliveries: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The story's webhook: its URL, event filter and where its deliveries stand; ``None`` without a URL.
+
+    ``status`` is ``failed`` if any delivery failed, else ``failing``, ``pending``, ``delivered`` in that
+    order, and ``pending`` before there is any delivery. Deliveries skipped (the filter did not ask for
+    them) count for nothing.
+    """
+    url = doc.get("callback_url")
+    if not url:
+        return None
+    counted = [d for d in deliveries if d.get("status") != WebhookStatus.SKIPPED]
+    present = {d.get("status") for d in counted}
+    status = next((s for s in WEBHOOK_STATUS_ORDER if s.value in present), WebhookStatus.PENDING)
+    attempted = [d for d in counted if d.get("attempts")]
+    latest = max(attempted, key=_attempted_at, default=None)
+    errored = [d for d in attempted if d.get("last_error")]
+    chosen = set(doc.get("webhook_events") or DEFAULT_FILTER)
+    return {
+        "url": url,
+        "events": [event.value for event in WebhookEvent if event.value in chosen],
+        "status": status.value,
+        "deliveries": len(counted),
+        "last_error": max(errored, key=_attempted_at)["last_error"] if errored else None,
+        "last_attempt_at": _attempted_at(latest) if latest is not None else None,
+    }
+
+
+def _attempted_at(delivery: dict[str, Any]) -> int:
+    # A delivery's record changes last when an attempt is settled; a claim only sets its lease.
+    return int(delivery.get("last_attempt_at") or delivery.get("updated_at") or 0)
 
 
 def task_body(doc: dict[str, Any], queue_position: int | None, *, brief: bool = False) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -16,7 +18,8 @@ LIST_PARAMS = frozenset({"status", "limit", "cursor"})
 
 
 async def get_story(request: Request) -> JSONResponse:
-    """Status, progress, timings and queue position of a story, with every task and output link."""
+    """Status, progress, timings and queue position of a story, with every task and output link, and
+    where its webhooks stand when it has a ``webhook_url``."""
     state: GatewayState = request.app.state.gateway
     principal = await authenticate(request)
     story = await state.jobs.story(principal.account_id, request.path_params["story_id"])
@@ -25,7 +28,10 @@ async def get_story(request: Request) -> JSONResponse:
     waiting = [t for t in tasks if t.get("status") in (TaskStatus.QUEUED, TaskStatus.BATCHED)]
     first = min(waiting, key=lambda t: t.get("queued_at") or 0, default=None)
     position = await state.jobs.queue_position(first) if first is not None else None
-    return JSONResponse(story_body(story, tasks, position))
+    deliveries: list[dict[str, Any]] = []
+    if story.get("callback_url"):
+        deliveries = await state.jobs.webhook_deliveries(principal.account_id, story["_id"])
+    return JSONResponse(story_body(story, tasks, position, deliveries))
 
 
 async def get_task(request: Request) -> JSONResponse:
