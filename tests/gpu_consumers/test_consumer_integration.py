@@ -147,13 +147,14 @@ def test_batch_longer_than_max_poll_interval_keeps_membership(
     reader = EventReader(kafka_bootstrap, catalog.task_events, 3)
     try:
         # CPU speed on a shared machine varies several-fold: time a short batch first, then size the
-        # long one to run about 4 times the poll interval (2.5 times was seen to fall short).
+        # long one to run about 6 times the poll interval (2.5 and 4 times were seen to fall short: the
+        # calibration run carries the first call's warm-up, so it overstates the time per step).
         publish(
             kafka_bootstrap, catalog, make_batch(PROMPTS[:1], num_inference_steps=CALIBRATION_STEPS, **size)
         )
         reader.wait(lambda r: bool(r.of(TaskCompleted)), 120, "the calibration batch to complete")
         per_step_ms = reader.of(TaskCompleted)[0].run_ms / CALIBRATION_STEPS
-        steps = min(MAX_LONG_STEPS, math.ceil(4 * max_poll_ms / per_step_ms))
+        steps = min(MAX_LONG_STEPS, math.ceil(6 * max_poll_ms / per_step_ms))
         batch = make_batch(PROMPTS[:1], num_inference_steps=steps, **size)
         partition, offset = publish(kafka_bootstrap, catalog, batch)
         reader.wait(lambda r: len(r.of(TaskCompleted)) == 2, 240, "the long batch to complete")

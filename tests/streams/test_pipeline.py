@@ -252,8 +252,11 @@ def test_a_replay_leaves_the_view_unchanged_and_a_rebuild_ends_identical(
     finally:
         reader.close()
     finish(p, batches[:1], at=batches[0].event_time + 10)
+    # At rest: completed, and its own StoryCompleted read back (the run's end in the view).
     wait_for(
-        lambda: p.db[STORIES].find_one({"_id": "replay-a", "status": "completed"}), 60, "replay-a completed"
+        lambda: (p.db[STORIES].find_one({"_id": "replay-a", "status": "completed"}) or {}).get("_ends"),
+        60,
+        "replay-a completed and its StoryCompleted read back",
     )
     before = view(p.db)
     # Replay: every view topic again, from the beginning, into the same view.
