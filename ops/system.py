@@ -98,6 +98,7 @@ class System:
         self.supervisor = Supervisor(
             [
                 ChildSpec("streams", [*cli, "streams"], env),
+                ChildSpec("webhooks", [*cli, "webhooks"], env),
                 ChildSpec(
                     "gpu-consumer", [*cli, "gpu-consumer", "--pool", s.pool, "--devices", s.devices], env
                 ),

@@ -1,5 +1,7 @@
 """``storee streams``: ensure the catalog's topics, then run the stream-processing worker.
 
+``storee webhooks`` runs the webhook delivery service (:mod:`streams.webhook_service`).
+
 The settings are read from the environment once, here; the worker is the Faust app
 :func:`streams.app.build_app` builds from them (splitter, batcher, expiry timer, materializer, sweeper).
 A variant of the worker (a test's, say) registers this command with its own ``build``. SIGTERM and
@@ -44,6 +46,21 @@ def register(subparsers: argparse._SubParsersAction, *, build: BuildApp | None =
     parser.add_argument("--skip-topics", action="store_true", help="do not create missing catalog topics")
     parser.add_argument("--loglevel", default="info", help="Faust worker log level (default: info)")
     parser.set_defaults(handler=functools.partial(run, build=build))
+    webhooks = subparsers.add_parser(
+        "webhooks",
+        help="run the webhook delivery service (signed, retried, every attempt recorded)",
+        description="Read task.events in its own consumer group, write a delivery per webhook a story "
+        "asked for, and send them signed (Standard Webhooks) with retries over hours. Configured by the "
+        "environment: KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, TOPIC_PREFIX, WEBHOOK_RETRY_SCHEDULE, "
+        "WEBHOOK_TIMEOUT, WEBHOOK_CONCURRENCY, WEBHOOK_HOST_CONCURRENCY, WEBHOOK_ALLOW_PRIVATE, ...",
+    )
+    webhooks.set_defaults(handler=run_webhooks)
+
+
+def run_webhooks(args: argparse.Namespace) -> int:
+    from streams.webhook_service import run as run_service  # pymongo and httpx only when it runs
+
+    return run_service(args)
 
 
 def _ensure_topics_waiting(settings: StreamSettings, budget_s: float = STARTUP_WAIT_S) -> EnsureReport:

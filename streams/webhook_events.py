@@ -27,7 +27,8 @@ time; ``data.status`` is ``running``, or for ``completed`` one of ``completed``,
 ``cancelled``; ``data.progress`` is the story's fraction done when the caller knows it, else null;
 ``data.task`` names the task and what happened to it (null for ``completed``); ``data.result`` (only
 for ``completed``) counts the tasks that completed, failed and expired, and the GPU seconds. Fields
-are only ever added. The webhook id is ``msg_`` + the event id, the same on every retry.
+are only ever added. The webhook id is ``msg_`` + the event id, the same on every retry (``started``:
+derived from the story and its run, :func:`delivery_id`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import datetime
 import json
 from dataclasses import dataclass
 
+from schemas.contract import retry_of
 from schemas.events import (
     Event,
     StoryCancelled,
@@ -47,6 +49,7 @@ from schemas.events import (
     TaskProgress,
     TaskStarted,
 )
+from schemas.ids import derived_event_id
 from schemas.webhooks import WebhookEvent
 
 PROGRESS_INTERVAL_MS = 500
@@ -138,6 +141,19 @@ def release(
 def webhook_id(event: Event) -> str:
     """The ``webhook-id``: stable across retries and redeliveries, as the event id is."""
     return f"msg_{event.event_id}"
+
+
+def delivery_id(item: Outgoing) -> str:
+    """The ``webhook-id`` of a webhook to send: the event's (:func:`webhook_id`), except for ``started``.
+
+    A story's run starts once however many of its tasks start, and which TaskStarted comes first can
+    differ after a restart replays the log; so ``started`` is named by the story and its run
+    (:func:`schemas.contract.retry_of` of the attempt), and a replay can never send a second one.
+    """
+    event = item.event
+    if item.kind is WebhookEvent.STARTED and isinstance(event, TaskStarted):
+        return f"msg_{derived_event_id('webhook.started', event.story_id, retry_of(event.attempt))}"
+    return webhook_id(event)
 
 
 def payload(item: Outgoing, *, progress: float | None = None) -> bytes:

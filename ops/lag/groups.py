@@ -8,7 +8,9 @@ against ``streams.settings`` and ``gpu_consumers.settings``):
 - the materializer's group, ``MATERIALIZER_GROUP`` (default ``<app id>-view``): every topic the job view
   is built from (:func:`streams.view_loop.view_topics`: stories, tasks, batches per tier, task events);
 - per pool and tier, ``<prefix>gpu-consumers.<pool>.<tier>``: ``batches.<pool>.<tier>``, stage
-  ``gpu:<pool>``.
+  ``gpu:<pool>``;
+- the webhook delivery service's group, ``WEBHOOK_GROUP`` (default ``<prefix>webhooks``):
+  ``task.events``, stage ``webhooks``.
 
 A group named on the command line that is not one of these is watched on every topic it has committed
 offsets on or is assigned, with no stage.
@@ -82,6 +84,12 @@ def storee_groups(env: Env | None = None) -> tuple[WatchedGroup, ...]:
                     (WatchedTopic(catalog.batches(pool, tier), f"gpu:{pool}", tier.value),),
                 )
             )
+    # The webhook delivery service (streams.webhook_settings): task.events, stage ``webhooks``.
+    groups.append(
+        WatchedGroup(
+            env.str("WEBHOOK_GROUP", f"{prefix}webhooks"), (WatchedTopic(catalog.task_events, "webhooks"),)
+        )
+    )
     return tuple(groups)
 
 

@@ -15,6 +15,9 @@ What a replay redoes, per stage (the text the plan shows):
   expired).
 * **materializer**: re-materialize. A document is a function of the set of its events, so it comes out
   identical; a due StoryCompleted may be produced again with the same event id.
+* **webhooks** (``task.events``, the delivery service's group): re-deliver. Deliveries are keyed by
+  their event (``started`` by its story's run), so nothing recorded is sent again; the progress
+  throttle decides afresh, so a few progress webhooks may be new.
 * **gpu:<pool>** (``batches.<pool>.<tier>``): re-render, only with ``--rerender``. ``--execute`` first
   stores a re-render request for each tier group (:mod:`gpu_consumers.rerender`: the offsets each
   partition redoes, ending after ``--rerender-ttl``), then moves the offsets. The GPU consumers render
@@ -38,6 +41,7 @@ from streams.view_loop import view_topics
 SPLITTER = "splitter"
 BATCHER = "batcher"
 MATERIALIZER = "materializer"
+WEBHOOKS = "webhooks"
 GPU = "gpu:"
 
 EFFECTS = {
@@ -46,6 +50,9 @@ EFFECTS = {
     "their deadline end TaskExpired (the view keeps completed/failed)",
     MATERIALIZER: "re-materialize: identical documents (the view is a function of the set of events); "
     "a StoryCompleted may be re-sent with its same event id",
+    WEBHOOKS: "re-deliver: nothing already recorded is sent again (a delivery's id is its event's, a "
+    "started webhook's its run's); the progress throttle decides afresh, so a few progress webhooks may "
+    "be new; a failed delivery stays failed unless its dead letter is replayed",
     GPU: "re-render: every task of the re-delivered batch records (the offsets below) is rendered again, "
     "stored output or not, and completes anew (the view shows the new render); cancelled stories' tasks "
     "are skipped",
@@ -72,7 +79,7 @@ class Target:
 
 def stage_names(env: Env | None = None) -> tuple[str, ...]:
     pools = pool_names(env or Env())
-    return (SPLITTER, BATCHER, MATERIALIZER, *(f"{GPU}{pool}" for pool in pools))
+    return (SPLITTER, BATCHER, MATERIALIZER, WEBHOOKS, *(f"{GPU}{pool}" for pool in pools))
 
 
 def resolve(name: str, env: Env | None = None) -> tuple[Target, ...]:
@@ -89,9 +96,14 @@ def resolve(name: str, env: Env | None = None) -> tuple[Target, ...]:
         catalog = TopicCatalog.build(prefix=prefix, pools=pool_names(env))
         topics = tuple(WatchedTopic(t, MATERIALIZER) for t in view_topics(catalog))
         return (Target(groups[1].group, topics, streams_hint),)
+    gpu_groups = [g for g in groups if any(is_gpu(t.stage) for t in g.topics)]
+    if name == WEBHOOKS:
+        (webhooks,) = [g for g in groups if any(t.stage == WEBHOOKS for t in g.topics)]
+        hint = "stop the webhook delivery service (`storee webhooks`, or Ctrl-C in `storee up`)"
+        return (Target(webhooks.group, webhooks.topics, hint),)
     if name.startswith(GPU):
         pool, _, tier = name[len(GPU) :].partition(":")
-        chosen = [g for g in groups[2:] if _gpu_match(g, pool, tier)]
+        chosen = [g for g in gpu_groups if _gpu_match(g, pool, tier)]
         if not chosen:
             raise ReplayError(f"no GPU stage {name!r}; known stages: {', '.join(stage_names(env))}")
         hint = (
@@ -99,7 +111,7 @@ def resolve(name: str, env: Env | None = None) -> tuple[Target, ...]:
             "or Ctrl-C in `storee up`)"
         )
         return tuple(Target(g.group, g.topics, hint) for g in chosen)
-    for group in groups[2:]:  # a GPU group by its name is its stage: the same --rerender rules
+    for group in gpu_groups:  # a GPU group by its name is its stage: the same --rerender rules
         if group.group == name:
             pool = next((t.stage[len(GPU) :] for t in group.topics if t.stage), "")
             hint = f"stop the GPU consumers of pool {pool} (`storee gpu-consumer --pool {pool}`)"

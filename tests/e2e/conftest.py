@@ -53,11 +53,18 @@ class RunningSystem:
         return self.system.supervisor.pid(name) if self.system.supervisor else None
 
 
-@pytest.fixture(scope="module")
-def running(local_stack, mongo_client: MongoClient, tmp_path_factory) -> Iterator[RunningSystem]:
+def start_running(
+    local_stack, mongo_client: MongoClient, root: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningSystem]:
+    """The whole product in child processes with its own topics, database and port (a generator to
+    wrap in a fixture); ``extra_env`` adds settings on top of the e2e defaults."""
     unique = os.urandom(5).hex()
-    root = tmp_path_factory.mktemp("e2e")
-    env = {**isolated_environment(root, unique, _free_port()), "BATCH_SIZE": "4", "BATCH_TIMEOUT": "4"}
+    env = {
+        **isolated_environment(root, unique, _free_port()),
+        "BATCH_SIZE": "4",
+        "BATCH_TIMEOUT": "4",
+        **(extra_env or {}),
+    }
     stack_settings = StackSettings.from_env()
     system = System(
         SystemSettings.from_env(Env({**os.environ, **env})),
@@ -82,7 +89,12 @@ def running(local_stack, mongo_client: MongoClient, tmp_path_factory) -> Iterato
     finally:
         system.stop()
         mongo_client.drop_database(env["MONGODB_DATABASE"])
-        for name in ("streams", "gpu-consumer", "gateway"):
+        for name in ("streams", "webhooks", "gpu-consumer", "gateway"):
             log = system.log_dir / f"{name}.log"
             if log.exists():
                 print(f"--- tail of {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+
+
+@pytest.fixture(scope="module")
+def running(local_stack, mongo_client: MongoClient, tmp_path_factory) -> Iterator[RunningSystem]:
+    yield from start_running(local_stack, mongo_client, tmp_path_factory.mktemp("e2e"))

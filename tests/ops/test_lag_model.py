@@ -109,6 +109,7 @@ def test_storee_groups_agree_with_the_services_settings() -> None:
     from gpu_consumers.settings import GpuConsumerSettings
     from schemas.records import Tier
     from streams.settings import StreamSettings
+    from streams.webhook_settings import WebhookSettings
 
     environ = {
         "TOPIC_PREFIX": "x.",
@@ -119,10 +120,12 @@ def test_storee_groups_agree_with_the_services_settings() -> None:
     streams = StreamSettings.from_env(Env(environ))
     gpu = GpuConsumerSettings.from_env(Env(environ))
     groups = {g.group: g for g in storee_groups(Env(environ))}
-    expected = {streams.app_id, streams.materializer_group} | {
+    webhooks = WebhookSettings.from_env(Env(environ))
+    expected = {streams.app_id, streams.materializer_group, webhooks.group} | {
         gpu.group_id(pool, tier) for pool in ("default", "wan") for tier in Tier
     }
     assert set(groups) == expected
+    assert groups[webhooks.group].topics == (WatchedTopic("x.task.events", "webhooks"),)
     assert [t.stage for t in groups[streams.app_id].topics] == ["splitter", "batcher"]
     assert groups["x.gpu-consumers.wan.free"].topics == (
         WatchedTopic("x.batches.wan.free", "gpu:wan", "free"),
