@@ -8,9 +8,11 @@ A module's name says which side of STYLE.md's habit 4 it is on:
 * an I/O shell (decode, call the logic, produce, commit; integration tests on the real broker) is
   named for what runs it: ``*_agent`` is handed records or ticks by an agent or timer of the Faust app
   (``split_agent``, ``batch_agent``, ``stall_agent``); ``*_loop`` is a blocking loop in a thread beside
-  the app (``view_loop``, the materializer; ``sweep_loop``, the deadline sweeper);
-* an adapter to a server is named for it or its role: ``view_store`` (MongoDB), ``outlet`` and
-  ``transport`` (Kafka);
+  the app (``view_loop``, the materializer; ``sweep_loop``, the deadline sweeper; ``webhook_loop``,
+  the webhook intake; ``webhook_send_loop``, the webhook sender's asyncio loop);
+* an adapter to a server is named for it or its role: ``view_store`` and ``webhook_store`` (MongoDB),
+  ``outlet`` and ``transport`` (Kafka);
 * the wiring: ``app`` (:func:`streams.app.build_app`), ``services``, ``commands``, ``settings``,
-  ``metrics``, ``exceptions``.
+  ``metrics``, ``exceptions``; the webhook delivery service's ``webhook_service``, ``webhook_settings``,
+  ``webhook_metrics``.
 """

@@ -1,7 +1,7 @@
 """``storee webhooks``: the webhook delivery service, the intake and the sender in one process.
 
-The intake (:mod:`streams.webhook_intake`) is a blocking Kafka consumer in a thread of its own; the
-sender (:mod:`streams.webhook_sender`) is an asyncio loop in the main thread. They share the store,
+The intake (:mod:`streams.webhook_loop`) is a blocking Kafka consumer in a thread of its own; the
+sender (:mod:`streams.webhook_send_loop`) is an asyncio loop in the main thread. They share the store,
 the metrics and the set of stories whose receiver answered 410. SIGTERM and SIGINT stop both: the
 intake commits what it wrote, the sender finishes the attempts under way. Any number of processes
 may run: the intake's partitions are shared by the consumer group, the sender's deliveries by leases.
@@ -21,9 +21,9 @@ from pymongo import MongoClient
 from ops.runtime.kafka import DurableProducer, KafkaUnavailable, make_consumer
 from schemas.codec import Codec
 from schemas.dlq import dead_letter
-from streams.webhook_intake import Intake
+from streams.webhook_loop import Intake
 from streams.webhook_metrics import WebhookMetrics
-from streams.webhook_sender import Resolver, Sender, system_resolver
+from streams.webhook_send_loop import Resolver, Sender, system_resolver
 from streams.webhook_settings import WebhookSettings
 from streams.webhook_store import WebhookStore
 

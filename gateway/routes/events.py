@@ -115,7 +115,10 @@ async def _snapshot(state: GatewayState, account_id: str, story: dict) -> dict:
     waiting = [t for t in tasks if t.get("status") in (TaskStatus.QUEUED, TaskStatus.BATCHED)]
     first = min(waiting, key=lambda t: t.get("queued_at") or 0, default=None)
     position = await state.jobs.queue_position(first) if first is not None else None
-    return story_body(story, tasks, position)
+    deliveries: list[dict] = []  # as the story GET: "webhook" is null without a webhook_url
+    if story.get("callback_url"):
+        deliveries = await state.jobs.webhook_deliveries(account_id, story["_id"])
+    return story_body(story, tasks, position, deliveries)
 
 
 def _event(delivery: Delivery) -> bytes:

@@ -29,6 +29,7 @@ tried again: at least once, the ``webhook-id`` letting the receiver drop a repea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -139,10 +140,8 @@ class Sender:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
                     continue
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
             if self._in_flight:  # finish what is under way; a lease left behind runs out by itself
                 await asyncio.wait(list(self._in_flight.values()), timeout=self.timeout_s + 1)
